@@ -1,0 +1,39 @@
+# ictq — the two commands a new user needs:
+#   make demo   install, then run the main job on the embedded default (SQLite)
+#   make test   install everything (services and packages included), then run the whole test suite
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the tests drive (installed by scripts/test-services when missing).
+TEST_PACKAGES := sqlite3
+
+.PHONY: install demo test lint unit integration clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@bash examples/demo/run.sh
+
+test: $(STAMP)
+	@bash scripts/test-services $(TEST_PACKAGES)
+	$(BIN)/ruff check ictq tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check ictq tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

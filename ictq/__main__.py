@@ -1,0 +1,3 @@
+from ictq.cli import main
+
+main()

@@ -1,0 +1,206 @@
+"""Configuration from a Laravel-style ``.env`` file.
+
+The same ``.env`` that drives the Laravel application drives ictq. It is parsed with
+python-dotenv; variables already set in the process environment win over the file, as in
+Laravel. Every value is validated here, once, and a wrong one raises :class:`ConfigError`
+with a one-line message that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from ictq.errors import ConfigError
+
+QUEUE_CONNECTIONS = ("database", "sync")
+DB_CONNECTIONS = ("sqlite", "pgsql", "mysql", "mariadb")
+DEFAULT_PORTS = {"pgsql": 5432, "mysql": 3306, "mariadb": 3306}
+SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+SQLITE_JOURNAL_MODES = ("WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)$")
+_MIN_SECRET_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where the queue tables live."""
+
+    connection: str
+    database: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    username: str = ""
+    password: str = field(default="", repr=False)
+    socket: str = ""
+    busy_timeout_ms: int = 5000
+    synchronous: str = "FULL"
+    journal_mode: str = "WAL"
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``pgsql`` or ``mysql`` (MariaDB speaks the MySQL dialect)."""
+        return "mysql" if self.connection == "mariadb" else self.connection
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ictq reads from the environment, validated."""
+
+    app_dir: Path
+    env_file: Path | None
+    queue_connection: str
+    db: DatabaseSettings
+    queue_table: str
+    failed_table: str
+    default_queue: str
+    retry_after: int
+    job_modules: tuple[str, ...]
+    log_file: Path | None
+    log_level: str
+    values: Mapping[str, str] = field(repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be shown: every ``*PASSWORD``, ``*SECRET``, ``*TOKEN``, ``*_KEY``."""
+        found = {
+            value
+            for key, value in self.values.items()
+            if _SECRET_KEY.search(key) and len(value) >= _MIN_SECRET_LENGTH
+        }
+        return tuple(sorted(found, key=len, reverse=True))
+
+    def get(self, key: str, default: str = "") -> str:
+        """A raw value from the environment or the ``.env`` file."""
+        return self.values.get(key, default)
+
+
+def find_env_file(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The ``.env`` to read: ``explicit``, else ``$ICTQ_ENV_FILE``, else ``./.env``."""
+    candidate = explicit or os.environ.get("ICTQ_ENV_FILE") or ".env"
+    path = Path(candidate).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"no .env file at {path.resolve()} (run in the app directory, or pass --env-file / set ICTQ_ENV_FILE)"
+        )
+    return path.resolve()
+
+
+def load_settings(
+    env_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read and validate the ``.env`` file; the process environment overrides it."""
+    path = find_env_file(env_file)
+    try:
+        file_values = dotenv_values(path, interpolate=True)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    merged = {key: value or "" for key, value in file_values.items()}
+    environment = os.environ if environ is None else environ
+    merged.update({key: value for key, value in environment.items() if key in merged or _known(key)})
+    return settings_from_values(merged, app_dir=path.parent, env_file=path)
+
+
+def _known(key: str) -> bool:
+    return key.startswith(("DB_", "QUEUE_", "ICTQ_", "MAIL_", "APP_"))
+
+
+def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Path | None = None) -> Settings:
+    """Validate raw key/value pairs into :class:`Settings`."""
+    reader = _Reader(values)
+    connection = reader.choice("DB_CONNECTION", DB_CONNECTIONS, "sqlite")
+    db = _database_settings(reader, connection, app_dir)
+    log_file = reader.text("ICTQ_LOG_FILE", "storage/logs/queue.log")
+    return Settings(
+        app_dir=app_dir,
+        env_file=env_file,
+        queue_connection=reader.choice("QUEUE_CONNECTION", QUEUE_CONNECTIONS, "database"),
+        db=db,
+        queue_table=reader.identifier("DB_QUEUE_TABLE", "jobs"),
+        failed_table=reader.identifier("ICTQ_FAILED_TABLE", "failed_jobs"),
+        default_queue=reader.text("DB_QUEUE", "default") or "default",
+        retry_after=reader.integer("DB_QUEUE_RETRY_AFTER", 90, minimum=1),
+        job_modules=tuple(m.strip() for m in reader.text("ICTQ_JOBS", "").split(",") if m.strip()),
+        log_file=None if log_file in ("", "-") else _resolve(app_dir, log_file),
+        log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+        values=dict(values),
+    )
+
+
+def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> DatabaseSettings:
+    if connection == "sqlite":
+        database = reader.text("DB_DATABASE", "database/database.sqlite")
+        if database != ":memory:":
+            database = str(_resolve(app_dir, database))
+        return DatabaseSettings(
+            connection=connection,
+            database=database,
+            busy_timeout_ms=reader.integer("DB_BUSY_TIMEOUT", 5000, minimum=0),
+            synchronous=reader.choice("DB_SYNCHRONOUS", SQLITE_SYNCHRONOUS, "FULL", upper=True),
+            journal_mode=reader.choice("DB_JOURNAL_MODE", SQLITE_JOURNAL_MODES, "WAL", upper=True),
+        )
+    return DatabaseSettings(
+        connection=connection,
+        database=reader.required("DB_DATABASE"),
+        host=reader.text("DB_HOST", "127.0.0.1") or "127.0.0.1",
+        port=reader.integer("DB_PORT", DEFAULT_PORTS[connection], minimum=1, maximum=65535),
+        username=reader.text("DB_USERNAME", "root"),
+        password=reader.text("DB_PASSWORD", ""),
+        socket=reader.text("DB_SOCKET", ""),
+    )
+
+
+def _resolve(app_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else app_dir / path
+
+
+class _Reader:
+    """Typed access to raw values; each failure names its key."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def text(self, key: str, default: str) -> str:
+        value = self._values.get(key)
+        return default if value is None else value.strip()
+
+    def required(self, key: str) -> str:
+        value = self.text(key, "")
+        if not value:
+            raise ConfigError(f"{key} is required but empty or missing")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
+        value = self.text(key, default) or default
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            raise ConfigError(f"{key}={value!r} is not supported (use one of: {', '.join(allowed)})")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+        raw = self.text(key, "")
+        if raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key}={raw!r} is not a whole number") from None
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{key}={value} is too small (minimum {minimum})")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{key}={value} is too large (maximum {maximum})")
+        return value
+
+    def identifier(self, key: str, default: str) -> str:
+        value = self.text(key, default) or default
+        if not _IDENTIFIER.match(value):
+            raise ConfigError(f"{key}={value!r} is not a valid table name (letters, digits and _ only)")
+        return value

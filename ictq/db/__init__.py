@@ -1,0 +1,28 @@
+"""Storage backends by dialect."""
+
+from __future__ import annotations
+
+from ictq.config import Settings
+from ictq.db.base import NewJob, Reserved, Storage
+from ictq.errors import ConfigError
+
+
+def open_storage(settings: Settings) -> Storage:
+    """A storage for the configured ``DB_CONNECTION`` (connects lazily, on first use)."""
+    dialect = settings.db.dialect
+    try:
+        if dialect == "sqlite":
+            from ictq.db.sqlite import SqliteStorage as cls
+        elif dialect == "pgsql":
+            from ictq.db.pgsql import PgsqlStorage as cls  # type: ignore[assignment]
+        else:
+            from ictq.db.mysql import MysqlStorage as cls  # type: ignore[assignment]
+    except ImportError as exc:
+        extra = "pgsql" if dialect == "pgsql" else "mysql"
+        raise ConfigError(
+            f"DB_CONNECTION={settings.db.connection} needs a driver: pip install 'ictq[{extra}]' ({exc})"
+        ) from None
+    return cls(settings.db, settings.queue_table, settings.failed_table)
+
+
+__all__ = ["NewJob", "Reserved", "Storage", "open_storage"]

@@ -1,0 +1,236 @@
+"""The storage interface: the only place that talks to a database.
+
+One subclass per dialect supplies a connection and its SQL file; everything else is shared.
+Driver errors are translated here, at the boundary: a lost or refused connection becomes
+:class:`DatabaseUnavailable` (the connection is dropped and reopened on the next call), any
+other driver error becomes :class:`DatabaseError`. Nothing above this module imports a driver.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ictq.config import DatabaseSettings
+from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
+from ictq.payload import uuid_from_text
+from ictq.sql import load_queries, statements
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A row to insert into the jobs table."""
+
+    queue: str
+    payload: str
+    available_at: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A claimed row. ``(id, attempts)`` identifies this reservation."""
+
+    id: int
+    queue: str
+    payload: str
+    attempts: int
+
+
+class Storage(abc.ABC):
+    """Queue storage for one dialect. Not thread-safe: one instance per thread."""
+
+    dialect: ClassVar[str]
+    begin_sql: ClassVar[str] = "BEGIN"
+
+    def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str) -> None:
+        self.db = db
+        self.jobs_table = jobs_table
+        self.failed_table = failed_table
+        self._conn: Any = None
+        self._sql: dict[str, str] | None = None
+
+    # -- connection ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _connect(self) -> Any:
+        """Open a driver connection in autocommit mode."""
+
+    @abc.abstractmethod
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        """Whether a driver error means the server or the connection is gone."""
+
+    @abc.abstractmethod
+    def _driver_error(self) -> type[BaseException]:
+        """The driver's base exception class."""
+
+    def _placeholders(self) -> dict[str, str]:
+        return {"jobs": self.jobs_table, "failed_jobs": self.failed_table}
+
+    def describe(self) -> str:
+        """Where this storage points, without the password."""
+        if self.dialect == "sqlite":
+            return f"sqlite:{self.db.database}"
+        return f"{self.db.connection}://{self.db.username}@{self.db.host}:{self.db.port}/{self.db.database}"
+
+    @property
+    def connection(self) -> Any:
+        if self._conn is None:
+            with self._translated():
+                self._conn = self._connect()
+                self._sql = load_queries(self.dialect, **self._placeholders())
+        return self._conn
+
+    @property
+    def sql(self) -> dict[str, str]:
+        self.connection  # noqa: B018 - opens the connection and loads the statements
+        assert self._sql is not None
+        return self._sql
+
+    def close(self) -> None:
+        """Close the connection; the next call opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone anyway
+                pass
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except self._driver_error() as exc:
+            message = f"{self.describe()}: {_one_line(exc)}"
+            if self._is_connection_error(exc):
+                self.close()
+                raise DatabaseUnavailable(message) from None
+            raise DatabaseError(message) from None
+
+    # -- statement helpers --------------------------------------------------------------
+
+    def _execute(self, name: str, params: Any = None) -> Any:
+        cursor = self.connection.cursor()
+        if params is None:
+            cursor.execute(self.sql[name])
+        else:
+            cursor.execute(self.sql[name], params)
+        return cursor
+
+    def run(self, name: str, params: Any = None) -> int:
+        """Execute a named statement; return the affected row count."""
+        with self._translated():
+            return int(self._execute(name, params).rowcount)
+
+    def fetch(self, name: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Execute a named query; return all rows."""
+        with self._translated():
+            return list(self._execute(name, params).fetchall())
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction; roll back on any error."""
+        with self._translated():
+            conn = self.connection
+            conn.cursor().execute(self.begin_sql)
+            try:
+                yield
+            except BaseException:
+                try:
+                    conn.cursor().execute("ROLLBACK")
+                except Exception:  # noqa: BLE001 - the original error matters, not the rollback's
+                    self.close()
+                raise
+            conn.cursor().execute("COMMIT")
+
+    # -- the queue operations -------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the tables if missing; adopt (and check) tables a Laravel app made."""
+        with self._translated():
+            for statement in statements(self.sql["schema"]):
+                self.connection.cursor().execute(statement)
+        for check, table in (("check_jobs", self.jobs_table), ("check_failed_jobs", self.failed_table)):
+            try:
+                self.fetch(check)
+            except DatabaseUnavailable:
+                raise
+            except DatabaseError as exc:
+                raise SchemaError(f"table {table} exists but lacks Laravel's columns ({exc})") from None
+
+    def push(self, job: NewJob) -> int:
+        """Insert one job; return its id."""
+        with self._translated():
+            cursor = self._execute("push", _row(job))
+            return self._inserted_id(cursor)
+
+    def _inserted_id(self, cursor: Any) -> int:
+        return int(cursor.fetchone()[0])
+
+    def push_many(self, jobs: Sequence[NewJob]) -> int:
+        """Insert many jobs in one transaction; return how many."""
+        if not jobs:
+            return 0
+        with self.transaction():
+            self.connection.cursor().executemany(self.sql["push_many"], [_row(job) for job in jobs])
+        return len(jobs)
+
+    @abc.abstractmethod
+    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
+        """Reserve up to ``limit`` claimable jobs of ``queue``, oldest first, atomically."""
+
+    def delete(self, job: Reserved) -> bool:
+        """Delete a finished job; False when the reservation was lost."""
+        return self.run("delete", {"id": job.id, "attempts": job.attempts}) == 1
+
+    def release(self, job: Reserved, available_at: int, payload: str) -> bool:
+        """Put a job back, to become available at ``available_at``."""
+        params = {"id": job.id, "attempts": job.attempts, "available_at": available_at, "payload": payload}
+        return self.run("release", params) == 1
+
+    def touch(self, job: Reserved, now: int) -> bool:
+        """Refresh a reservation (the lease); False when it was lost."""
+        return self.run("touch", {"id": job.id, "attempts": job.attempts, "now": now}) == 1
+
+    def fail(self, job: Reserved, connection: str, exception: str, payload: str, failed_at: datetime) -> bool:
+        """Move a job to failed_jobs in one transaction; False when the reservation was lost."""
+        params = {
+            "uuid": _uuid_of(payload),
+            "connection": connection,
+            "queue": job.queue,
+            "payload": payload,
+            "exception": exception,
+            "failed_at": failed_at.replace(tzinfo=None, microsecond=0),
+        }
+        with self.transaction():
+            cursor = self._execute("delete", {"id": job.id, "attempts": job.attempts})
+            if cursor.rowcount != 1:
+                return False
+            self._execute("insert_failed", params)
+        return True
+
+
+def _row(job: NewJob) -> dict[str, Any]:
+    return {
+        "queue": job.queue,
+        "payload": job.payload,
+        "available_at": job.available_at,
+        "created_at": job.created_at,
+    }
+
+
+def _uuid_of(payload: str) -> str:
+    return uuid_from_text(payload) or str(uuid.uuid4())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+__all__ = ["DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage"]

@@ -1,0 +1,83 @@
+"""MySQL / MariaDB storage (PyMySQL).
+
+MySQL has no ``UPDATE ... RETURNING``, so a claim is two statements in one transaction: a
+``SELECT ... FOR UPDATE SKIP LOCKED`` of up to K rows, then one ``UPDATE`` of those ids. The
+session runs at READ COMMITTED (fewer gap locks between workers) in UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pymysql
+
+from ictq.db.base import Reserved, Storage
+
+# Client and server error codes that mean the connection is gone or the server is going away.
+_CONNECTION_ERRORS = {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003, 2006, 2013, 2055}
+
+
+class MysqlStorage(Storage):
+    dialect = "mysql"
+    begin_sql = "START TRANSACTION"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip_locked = "SKIP LOCKED"
+
+    def _connect(self) -> Any:
+        conn = pymysql.connect(
+            host=self.db.host,
+            port=self.db.port,
+            unix_socket=self.db.socket or None,
+            user=self.db.username,
+            password=self.db.password,
+            database=self.db.database,
+            autocommit=True,
+            charset="utf8mb4",
+            connect_timeout=5,
+            read_timeout=60,
+            write_timeout=60,
+        )
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("SET time_zone = '+00:00'")
+            cursor.execute("SELECT VERSION()")
+            self._skip_locked = "SKIP LOCKED" if supports_skip_locked(cursor.fetchone()[0]) else ""
+        return conn
+
+    def _placeholders(self) -> dict[str, str]:
+        return {**super()._placeholders(), "skip_locked": self._skip_locked}
+
+    def _driver_error(self) -> type[BaseException]:
+        return pymysql.err.MySQLError
+
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        return code in _CONNECTION_ERRORS
+
+    def _inserted_id(self, cursor: Any) -> int:
+        return int(cursor.lastrowid)
+
+    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
+        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
+        with self.transaction():
+            rows = self._execute("claim_select", params).fetchall()
+            if not rows:
+                return []
+            self._execute("claim_update", {"now": now, "ids": [row[0] for row in rows]})
+        return [Reserved(id, queue, payload, attempts + 1) for id, queue, payload, attempts in rows]
+
+
+def supports_skip_locked(version: str) -> bool:
+    """MariaDB >= 10.6 and MySQL >= 8.0.1 know ``SKIP LOCKED``."""
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    if not match:
+        return False
+    major, minor, patch = (int(part) for part in match.groups())
+    if "mariadb" in version.lower():
+        return (major, minor) >= (10, 6)
+    return (major, minor, patch) >= (8, 0, 1)

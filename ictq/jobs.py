@@ -1,0 +1,174 @@
+"""Jobs: the registry of names a worker may run, the ``@ictq.job`` decorator, and the
+context a running job can read.
+
+Only registered names are ever executed. A payload never names a module to import: the
+worker imports the application's job modules (``ICTQ_JOBS``) itself, at start-up.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ictq.errors import ConfigError, DispatchError, UnknownJob
+
+if TYPE_CHECKING:
+    from ictq.client import Dispatched
+    from ictq.config import Settings
+
+Handler = Callable[..., Any]
+
+
+class Release(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by a job to put itself back on the queue without counting an exception.
+
+    ``delay`` is in seconds; None uses the job's backoff. The attempt still counts towards
+    ``tries`` (as in Laravel's ``$this->release()``).
+    """
+
+    def __init__(self, delay: int | None = None, reason: str = "") -> None:
+        super().__init__(reason or "released by the job")
+        self.delay = delay
+        self.reason = reason
+
+
+class Fail(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by a job to fail at once, whatever tries remain (Laravel's ``$this->fail()``).
+
+    The message is the reason stored in ``failed_jobs``.
+    """
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A registered job: its handler and its retry policy (None: the worker's option)."""
+
+    name: str
+    handler: Handler
+    queue: str | None = None
+    tries: int | None = None
+    backoff: tuple[int, ...] | None = None
+    timeout: int | None = None
+    retry_until: int | None = None
+    max_exceptions: int | None = None
+    fail_on_timeout: bool = False
+
+    def __call__(self, **data: Any) -> Any:
+        """Run the handler directly, in this process."""
+        return self.handler(**data)
+
+    def dispatch(self, *, _queue: str | None = None, _delay: int | None = None, **data: Any) -> Dispatched:
+        """Queue this job with ``data`` as its keyword arguments."""
+        from ictq.client import default_client
+
+        return default_client().dispatch(self.name, data, queue=_queue, delay=_delay)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running job can know about itself (``ictq.current_job()``)."""
+
+    id: int | None
+    uuid: str
+    name: str
+    queue: str
+    attempt: int
+    settings: Settings | None = field(default=None, repr=False, compare=False)
+
+
+_registry: dict[str, JobSpec] = {}
+_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("ictq_job", default=None)
+
+
+def job(
+    name: str,
+    *,
+    queue: str | None = None,
+    tries: int | None = None,
+    backoff: int | Sequence[int] | None = None,
+    timeout: int | None = None,
+    retry_until: int | None = None,
+    max_exceptions: int | None = None,
+    fail_on_timeout: bool = False,
+) -> Callable[[Handler], JobSpec]:
+    """Register a function as the job ``name``.
+
+    ``tries`` (0 = unlimited), ``backoff`` (seconds, or a list per attempt), ``timeout``
+    (seconds), ``retry_until`` (seconds after dispatch after which no retry happens) and
+    ``max_exceptions`` override the worker's options for this job.
+    """
+    if not name or not isinstance(name, str):
+        raise ConfigError("a job needs a non-empty name")
+    for label, value in (("tries", tries), ("timeout", timeout), ("max_exceptions", max_exceptions)):
+        if value is not None and value < 0:
+            raise ConfigError(f"job {name}: {label} must not be negative")
+    delays = _backoff_tuple(name, backoff)
+
+    def register(handler: Handler) -> JobSpec:
+        spec = JobSpec(name, handler, queue, tries, delays, timeout, retry_until, max_exceptions, fail_on_timeout)
+        existing = _registry.get(name)
+        if existing is not None and _qualname(existing.handler) != _qualname(handler):
+            raise ConfigError(f"job {name} is already registered by {_qualname(existing.handler)}")
+        _registry[name] = spec
+        return spec
+
+    return register
+
+
+def get(name: str) -> JobSpec:
+    """The registered job ``name``, or :class:`UnknownJob`."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownJob(f"job {name!r} is not registered in this worker (check ICTQ_JOBS / --jobs)") from None
+
+
+def find(name: str) -> JobSpec | None:
+    return _registry.get(name)
+
+
+def registered() -> list[str]:
+    return sorted(_registry)
+
+
+def check_arguments(spec: JobSpec, data: Any) -> None:
+    """Raise :class:`DispatchError` when ``data`` cannot be the handler's keyword arguments."""
+    if not isinstance(data, dict):
+        raise DispatchError(f"data for job {spec.name} must be a JSON object, got {type(data).__name__}")
+    try:
+        inspect.signature(spec.handler).bind(**data)
+    except TypeError as exc:
+        raise DispatchError(f"data does not fit job {spec.name}: {exc}") from None
+    except ValueError:  # no signature available (builtins): let the call decide
+        pass
+
+
+def current_job() -> JobContext | None:
+    """The job running in this thread, or None outside a job."""
+    return _current.get()
+
+
+@contextmanager
+def running(context: JobContext) -> Iterator[None]:
+    token = _current.set(context)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def _backoff_tuple(name: str, backoff: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    if backoff is None:
+        return None
+    values = (backoff,) if isinstance(backoff, int) else tuple(backoff)
+    if not values or any(not isinstance(v, int) or v < 0 for v in values):
+        raise ConfigError(f"job {name}: backoff must be seconds >= 0 or a list of them")
+    return values
+
+
+def _qualname(handler: Handler) -> str:
+    return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"

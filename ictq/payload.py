@@ -1,0 +1,165 @@
+"""Laravel's queue payload: the JSON envelope stored in ``jobs.payload``.
+
+For Python jobs ``job`` and ``displayName`` are the registered job name and ``data`` is a JSON
+object of keyword arguments. Payloads written by a Laravel app (``job`` =
+``Illuminate\\Queue\\CallQueuedHandler@call``, ``data.command`` PHP-serialized) parse too, so
+they can be listed and failed with a clear reason, but a PHP job is never executed here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as uuidlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ictq.errors import DispatchError, InvalidPayload
+
+LARAVEL_HANDLER = "Illuminate\\Queue\\CallQueuedHandler@call"
+_UUID_FIELD = re.compile(r'"uuid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed payload; ``fields`` keeps every key, known or not, for re-encoding."""
+
+    uuid: str
+    display_name: str
+    job: str
+    data: Any
+    max_tries: int | None
+    max_exceptions: int | None
+    fail_on_timeout: bool
+    backoff: tuple[int, ...] | None
+    timeout: int | None
+    retry_until: int | None
+    exceptions: int
+    fields: Mapping[str, Any]
+
+    @property
+    def is_php(self) -> bool:
+        """A job written by a Laravel (PHP) application."""
+        return "\\" in self.job or "@" in self.job
+
+    def with_exceptions(self, count: int) -> str:
+        """The payload re-encoded with an updated exception count (for ``maxExceptions``)."""
+        return json.dumps({**self.fields, "exceptions": count}, separators=(",", ":"), ensure_ascii=False)
+
+
+def build(
+    name: str,
+    data: Mapping[str, Any],
+    *,
+    created_at: int,
+    delay: int | None = None,
+    max_tries: int | None = None,
+    max_exceptions: int | None = None,
+    fail_on_timeout: bool = False,
+    backoff: tuple[int, ...] | None = None,
+    timeout: int | None = None,
+    retry_until: int | None = None,
+) -> tuple[str, str]:
+    """Encode a Python job as a Laravel envelope; return ``(uuid, payload)``."""
+    job_uuid = str(uuidlib.uuid4())
+    envelope = {
+        "uuid": job_uuid,
+        "displayName": name,
+        "job": name,
+        "maxTries": max_tries,
+        "maxExceptions": max_exceptions,
+        "failOnTimeout": fail_on_timeout,
+        "backoff": ",".join(str(b) for b in backoff) if backoff else None,
+        "timeout": timeout,
+        "retryUntil": retry_until,
+        "data": dict(data),
+        "createdAt": created_at,
+        "delay": delay,
+    }
+    try:
+        return job_uuid, json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DispatchError(f"data for job {name} is not JSON-serializable: {exc}") from None
+
+
+def parse(text: str | bytes) -> Envelope:
+    """Decode and check a payload; raise :class:`InvalidPayload` saying what is wrong."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload(f"payload is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        fields = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPayload(f"payload is not valid JSON ({_short(exc)})") from None
+    if not isinstance(fields, dict):
+        raise InvalidPayload(f"payload is a JSON {type(fields).__name__}, not an object")
+    job = _string(fields, "job", required=True)
+    return Envelope(
+        uuid=_string(fields, "uuid", required=False) or "",
+        display_name=_string(fields, "displayName", required=False) or job,
+        job=job,
+        data=fields.get("data"),
+        max_tries=_optional_int(fields, "maxTries"),
+        max_exceptions=_optional_int(fields, "maxExceptions"),
+        fail_on_timeout=bool(fields.get("failOnTimeout") or False),
+        backoff=_backoff(fields.get("backoff")),
+        timeout=_optional_int(fields, "timeout"),
+        retry_until=_optional_int(fields, "retryUntil"),
+        exceptions=_optional_int(fields, "exceptions") or 0,
+        fields=fields,
+    )
+
+
+def uuid_from_text(text: str) -> str | None:
+    """The uuid of a payload, even a malformed one, when it can be found."""
+    try:
+        fields = json.loads(text)
+        if isinstance(fields, dict) and isinstance(fields.get("uuid"), str) and fields["uuid"]:
+            return str(fields["uuid"])[:64]
+    except (ValueError, RecursionError):
+        pass
+    match = _UUID_FIELD.search(text[:4096])
+    return match.group(1) if match else None
+
+
+def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:
+    value = fields.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidPayload(f"payload field {key!r} must be a non-empty string, got {_kind(value)}")
+    return value
+
+
+def _optional_int(fields: Mapping[str, Any], key: str) -> int | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidPayload(f"payload field {key!r} must be a number, got {_kind(value)}")
+    try:
+        return int(value)
+    except (ValueError, OverflowError):
+        raise InvalidPayload(f"payload field {key!r} must be a number, got {value!r:.40}") from None
+
+
+def _backoff(value: Any) -> tuple[int, ...] | None:
+    """Laravel stores backoff as ``"1,5,10"``; accept a number or a list too."""
+    if value is None or value == "":
+        return None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    try:
+        return tuple(max(0, int(item)) for item in items)
+    except (TypeError, ValueError):
+        raise InvalidPayload(f"payload field 'backoff' is not a list of seconds: {value!r:.40}") from None
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc)[:200]

@@ -1,0 +1,76 @@
+"""Retry policy: when a job is retried, after how long, and when it fails for good.
+
+Values come from the payload first (what the dispatcher asked for), then the registered job,
+then the worker's options, as in Laravel. These are pure functions of their inputs and a
+``now`` in Unix seconds, so they are tested without a clock or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ictq.jobs import JobSpec
+from ictq.payload import Envelope
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_tries: int  # 0 = unlimited
+    max_exceptions: int | None
+    backoff: tuple[int, ...]
+    timeout: int  # 0 = none
+    retry_until: int | None
+    fail_on_timeout: bool
+
+
+def resolve(envelope: Envelope, spec: JobSpec, tries: int, backoff: tuple[int, ...], timeout: int) -> Policy:
+    """The policy for one job: payload, else registered job, else worker options."""
+    return Policy(
+        max_tries=_first(envelope.max_tries, spec.tries, tries),
+        max_exceptions=_first(envelope.max_exceptions, spec.max_exceptions, None),
+        backoff=envelope.backoff or spec.backoff or backoff,
+        timeout=_first(envelope.timeout, spec.timeout, timeout),
+        retry_until=envelope.retry_until,
+        fail_on_timeout=envelope.fail_on_timeout or spec.fail_on_timeout,
+    )
+
+
+def backoff_delay(policy: Policy, attempts: int) -> int:
+    """Seconds before the next attempt: the list entry for this attempt, the last one after."""
+    if not policy.backoff:
+        return 0
+    return policy.backoff[min(max(attempts, 1), len(policy.backoff)) - 1]
+
+
+def exhausted_before_run(policy: Policy, attempts: int, now: int) -> str | None:
+    """Why a job claimed for the ``attempts``-th time must fail without running, if it must.
+
+    This catches jobs whose earlier attempt never reported back (a worker killed mid-job).
+    """
+    if policy.retry_until is not None:
+        if now > policy.retry_until:
+            return f"the job's retryUntil ({policy.retry_until}) has passed"
+        return None
+    if policy.max_tries > 0 and attempts > policy.max_tries:
+        return f"the job has been attempted too many times ({attempts - 1} of {policy.max_tries} allowed)"
+    return None
+
+
+def fails_after_attempt(policy: Policy, attempts: int, exceptions: int, now: int) -> str | None:
+    """Why a job that just failed its ``attempts``-th attempt must not be retried, if so."""
+    if policy.max_exceptions is not None and policy.max_exceptions > 0 and exceptions >= policy.max_exceptions:
+        return f"the job raised {exceptions} exceptions (maxExceptions {policy.max_exceptions})"
+    if policy.retry_until is not None:
+        if now >= policy.retry_until:
+            return f"the job's retryUntil ({policy.retry_until}) has passed"
+        return None
+    if policy.max_tries > 0 and attempts >= policy.max_tries:
+        return f"attempt {attempts} of {policy.max_tries} failed"
+    return None
+
+
+def _first(*values: int | None) -> int:
+    for value in values:
+        if value is not None:
+            return value
+    return 0

@@ -1,0 +1,72 @@
+-- Every SQL statement ictq runs on MySQL and MariaDB, by name. {jobs} and {failed_jobs} are
+-- the configured table names; {skip_locked} is "SKIP LOCKED" on servers that have it
+-- (MariaDB >= 10.6, MySQL >= 8.0) and empty on older ones. Parameters use %(name)s.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS `{jobs}` (
+    `id` bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    `queue` varchar(255) NOT NULL,
+    `payload` longtext NOT NULL,
+    `attempts` smallint unsigned NOT NULL,
+    `reserved_at` int unsigned NULL,
+    `available_at` int unsigned NOT NULL,
+    `created_at` int unsigned NOT NULL,
+    KEY `{jobs}_queue_index` (`queue`)
+) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+CREATE TABLE IF NOT EXISTS `{failed_jobs}` (
+    `id` bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    `uuid` varchar(255) NOT NULL,
+    `connection` text NOT NULL,
+    `queue` text NOT NULL,
+    `payload` longtext NOT NULL,
+    `exception` longtext NOT NULL,
+    `failed_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    UNIQUE KEY `{failed_jobs}_uuid_unique` (`uuid`)
+) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+
+-- name: check_jobs
+SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM `{jobs}` WHERE 1 = 0;
+
+-- name: check_failed_jobs
+SELECT id, uuid, connection, queue, payload, exception, failed_at FROM `{failed_jobs}` WHERE 1 = 0;
+
+-- name: push
+INSERT INTO `{jobs}` (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
+
+-- name: push_many
+INSERT INTO `{jobs}` (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
+
+-- Claiming takes two statements in one transaction (MySQL has no UPDATE ... RETURNING):
+-- lock up to %(limit)s claimable rows, skipping rows other workers hold, then reserve them.
+-- name: claim_select
+SELECT id, queue, payload, attempts FROM `{jobs}`
+WHERE queue = %(queue)s
+  AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
+ORDER BY id
+LIMIT %(limit)s
+FOR UPDATE {skip_locked};
+
+-- name: claim_update
+UPDATE `{jobs}` SET reserved_at = %(now)s, attempts = attempts + 1 WHERE id IN %(ids)s;
+
+-- The (id, attempts) pair fences every write: a worker whose reservation was taken over
+-- by another worker (attempts went up) changes nothing.
+-- name: delete
+DELETE FROM `{jobs}` WHERE id = %(id)s AND attempts = %(attempts)s;
+
+-- name: release
+UPDATE `{jobs}` SET reserved_at = NULL, available_at = %(available_at)s, payload = %(payload)s
+WHERE id = %(id)s AND attempts = %(attempts)s;
+
+-- name: touch
+UPDATE `{jobs}` SET reserved_at = %(now)s
+WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
+
+-- name: insert_failed
+INSERT INTO `{failed_jobs}` (uuid, connection, queue, payload, exception, failed_at)
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s)
+ON DUPLICATE KEY UPDATE
+    connection = VALUES(connection), queue = VALUES(queue), payload = VALUES(payload),
+    exception = VALUES(exception), failed_at = VALUES(failed_at);

@@ -1,0 +1,74 @@
+-- Every SQL statement ictq runs on PostgreSQL, by name. {jobs} and {failed_jobs} are the
+-- configured table names. Parameters use psycopg's %(name)s style.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS "{jobs}" (
+    "id" bigserial PRIMARY KEY NOT NULL,
+    "queue" varchar(255) NOT NULL,
+    "payload" text NOT NULL,
+    "attempts" smallint NOT NULL,
+    "reserved_at" integer NULL,
+    "available_at" integer NOT NULL,
+    "created_at" integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS "{jobs}_queue_index" ON "{jobs}" ("queue");
+CREATE TABLE IF NOT EXISTS "{failed_jobs}" (
+    "id" bigserial PRIMARY KEY NOT NULL,
+    "uuid" varchar(255) NOT NULL,
+    "connection" text NOT NULL,
+    "queue" text NOT NULL,
+    "payload" text NOT NULL,
+    "exception" text NOT NULL,
+    "failed_at" timestamp(0) without time zone NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT "{failed_jobs}_uuid_unique" UNIQUE ("uuid")
+);
+
+-- name: check_jobs
+SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM "{jobs}" WHERE 1 = 0;
+
+-- name: check_failed_jobs
+SELECT id, uuid, connection, queue, payload, exception, failed_at FROM "{failed_jobs}" WHERE 1 = 0;
+
+-- name: push
+INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s)
+RETURNING id;
+
+-- name: push_many
+INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
+
+-- Claim up to %(limit)s jobs of one queue in one statement: available ones and reservations
+-- older than retry_after (their worker died). SKIP LOCKED lets many workers claim at once.
+-- name: claim
+WITH picked AS (
+    SELECT id FROM "{jobs}"
+    WHERE queue = %(queue)s
+      AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE "{jobs}" AS j SET reserved_at = %(now)s, attempts = j.attempts + 1
+FROM picked WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.payload, j.attempts;
+
+-- The (id, attempts) pair fences every write: a worker whose reservation was taken over
+-- by another worker (attempts went up) changes nothing.
+-- name: delete
+DELETE FROM "{jobs}" WHERE id = %(id)s AND attempts = %(attempts)s;
+
+-- name: release
+UPDATE "{jobs}" SET reserved_at = NULL, available_at = %(available_at)s, payload = %(payload)s
+WHERE id = %(id)s AND attempts = %(attempts)s;
+
+-- name: touch
+UPDATE "{jobs}" SET reserved_at = %(now)s
+WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
+
+-- name: insert_failed
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s)
+ON CONFLICT (uuid) DO UPDATE SET
+    connection = EXCLUDED.connection, queue = EXCLUDED.queue, payload = EXCLUDED.payload,
+    exception = EXCLUDED.exception, failed_at = EXCLUDED.failed_at;

@@ -1,0 +1,72 @@
+-- Every SQL statement ictq runs on SQLite, by name. {jobs} and {failed_jobs} are the
+-- configured table names. Parameters use the :name style of the sqlite3 module.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS "{jobs}" (
+    "id" integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+    "queue" varchar NOT NULL,
+    "payload" text NOT NULL,
+    "attempts" integer NOT NULL,
+    "reserved_at" integer,
+    "available_at" integer NOT NULL,
+    "created_at" integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS "{jobs}_queue_index" ON "{jobs}" ("queue");
+CREATE TABLE IF NOT EXISTS "{failed_jobs}" (
+    "id" integer PRIMARY KEY AUTOINCREMENT NOT NULL,
+    "uuid" varchar NOT NULL,
+    "connection" text NOT NULL,
+    "queue" text NOT NULL,
+    "payload" text NOT NULL,
+    "exception" text NOT NULL,
+    "failed_at" datetime NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "{failed_jobs}_uuid_unique" ON "{failed_jobs}" ("uuid");
+
+-- name: check_jobs
+SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM "{jobs}" WHERE 1 = 0;
+
+-- name: check_failed_jobs
+SELECT id, uuid, connection, queue, payload, exception, failed_at FROM "{failed_jobs}" WHERE 1 = 0;
+
+-- name: push
+INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (:queue, :payload, 0, NULL, :available_at, :created_at)
+RETURNING id;
+
+-- name: push_many
+INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, created_at)
+VALUES (:queue, :payload, 0, NULL, :available_at, :created_at);
+
+-- Claim up to :limit jobs of one queue: available ones and reservations older than
+-- retry_after (their worker died). Runs inside BEGIN IMMEDIATE, so one writer at a time.
+-- name: claim
+UPDATE "{jobs}" SET reserved_at = :now, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM "{jobs}"
+    WHERE queue = :queue
+      AND ((reserved_at IS NULL AND available_at <= :now) OR reserved_at <= :expired)
+    ORDER BY id
+    LIMIT :limit
+)
+RETURNING id, queue, payload, attempts;
+
+-- The (id, attempts) pair fences every write: a worker whose reservation was taken over
+-- by another worker (attempts went up) changes nothing.
+-- name: delete
+DELETE FROM "{jobs}" WHERE id = :id AND attempts = :attempts;
+
+-- name: release
+UPDATE "{jobs}" SET reserved_at = NULL, available_at = :available_at, payload = :payload
+WHERE id = :id AND attempts = :attempts;
+
+-- name: touch
+UPDATE "{jobs}" SET reserved_at = :now
+WHERE id = :id AND attempts = :attempts AND reserved_at IS NOT NULL;
+
+-- name: insert_failed
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at)
+ON CONFLICT (uuid) DO UPDATE SET
+    connection = excluded.connection, queue = excluded.queue, payload = excluded.payload,
+    exception = excluded.exception, failed_at = excluded.failed_at;

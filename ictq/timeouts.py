@@ -1,0 +1,45 @@
+"""A per-job time limit: SIGALRM raises :class:`JobTimeout` inside the running job.
+
+Python code, ``time.sleep`` and most blocking I/O are interrupted this way. A job that
+swallows the exception or blocks in C code that ignores signals is not; for those the
+worker's lease thread enforces a hard deadline (see :mod:`ictq.lease`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from ictq.errors import JobTimeout
+
+
+class TimeLimit:
+    """Arms an interval timer around a job; main thread only."""
+
+    def __init__(self) -> None:
+        self._armed_seconds = 0
+        self._previous: object = None
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        if self._armed_seconds:
+            seconds, self._armed_seconds = self._armed_seconds, 0
+            raise JobTimeout(f"the job ran longer than its timeout of {seconds}s")
+
+    @contextmanager
+    def limit(self, seconds: int) -> Iterator[None]:
+        """Raise :class:`JobTimeout` in this block after ``seconds`` (0: no limit)."""
+        if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self._previous = signal.signal(signal.SIGALRM, self._fire)
+        self._armed_seconds = seconds
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            self._armed_seconds = 0
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)  # type: ignore[arg-type]

@@ -1,0 +1,89 @@
+"""Jobs the tests dispatch. Each execution is recorded by the job itself, in files under
+``$ICTQ_TEST_OUT`` (one line per execution, appended atomically), never read from logs."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import ictq
+
+
+def _append(name: str, line: str) -> None:
+    path = Path(os.environ["ICTQ_TEST_OUT"]) / name
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{line}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@ictq.job("test.record")
+def record(n: int) -> None:
+    _append("record", str(n))
+
+
+@ictq.job("test.slow", timeout=0)
+def slow(n: int, seconds: float) -> None:
+    _append("started", str(n))
+    time.sleep(seconds)
+    _append("record", str(n))
+
+
+@ictq.job("test.flaky", tries=3, backoff=[2, 5])
+def flaky(n: int, failures: int) -> None:
+    """Raises on its first ``failures`` attempts."""
+    context = ictq.current_job()
+    assert context is not None
+    _append("attempts", f"{n}:{context.attempt}")
+    if context.attempt <= failures:
+        raise RuntimeError(f"flaky failure {context.attempt} of job {n}")
+    _append("record", str(n))
+
+
+@ictq.job("test.boom", tries=1)
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@ictq.job("test.sleepy", timeout=1, tries=2)
+def sleepy(n: int, seconds: float) -> None:
+    _append("started", str(n))
+    time.sleep(seconds)
+    _append("record", str(n))
+
+
+@ictq.job("test.stubborn", timeout=1, tries=1)
+def stubborn(n: int) -> None:
+    """Swallows the timeout and keeps going: only the hard deadline stops it."""
+    _append("started", str(n))
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.1)
+        except BaseException:  # noqa: BLE001, S110 - the point of this job
+            pass
+
+
+_hoard: list[bytes] = []
+
+
+@ictq.job("test.hog")
+def hog(mb: int) -> None:
+    _hoard.append(b"x" * (mb * 1024 * 1024))
+    _append("record", f"hog{mb}")
+
+
+@ictq.job("test.exit")
+def exit_process(code: int) -> None:
+    raise SystemExit(code)
+
+
+@ictq.job("test.release", tries=0)
+def release(n: int, times: int) -> None:
+    context = ictq.current_job()
+    assert context is not None
+    if context.attempt <= times:
+        raise ictq.Release(delay=0, reason=f"not yet ({context.attempt})")
+    _append("record", str(n))
