@@ -80,6 +80,7 @@ def dispatch(state: _State, name: str, data_json: str, queue: str | None, delay:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--data") from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--data")
+    import_job_modules(state.settings, None)
     client = Client(state.settings)
     try:
         result = client.dispatch(name, data, queue=queue, delay=delay)
@@ -123,7 +124,7 @@ def _backoff(ctx: click.Context, param: click.Parameter, value: str) -> tuple[in
 @click.option("--once", is_flag=True, help="Process one job (if any) and exit.")
 @click.option("--force", is_flag=True, help="Work even while the application is in maintenance mode.")
 @pass_state
-def work(state: _State, connection: str | None, queue: str | None, job_modules: str | None, **options: Any) -> None:
+def work(state: _State, /, connection: str | None, queue: str | None, job_modules: str | None, **options: Any) -> None:
     """Process jobs until stopped (Laravel's queue:work).
 
     TERM, INT or QUIT: finish the current job, then exit 0; a second one stops at once.

@@ -116,7 +116,7 @@ def _seconds(delay: Delay) -> int:
     seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
     if seconds < 0:
         raise DispatchError(f"delay must not be negative, got {seconds:g}s")
-    return int(round(seconds))
+    return round(seconds)
 
 
 _local = threading.local()

@@ -29,7 +29,11 @@ class DatabaseError(IctqError):
 
 
 class DatabaseUnavailable(DatabaseError):
-    """The database cannot be reached (connection refused, lost or timed out)."""
+    """The database cannot be reached or refused the statement for now; retry later.
+
+    Raised for a refused, lost or timed-out connection, and for statements that lost a deadlock
+    or a lock wait. The connection is dropped; the next call opens a new one.
+    """
 
 
 class SchemaError(DatabaseError):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Handler = Callable[..., Any]
 
 
-class Release(Exception):  # noqa: N818 - control flow, not an error
+class Release(Exception):
     """Raised by a job to put itself back on the queue without counting an exception.
 
     ``delay`` is in seconds; None uses the job's backoff. The attempt still counts towards
@@ -36,7 +36,7 @@ class Release(Exception):  # noqa: N818 - control flow, not an error
         self.reason = reason
 
 
-class Fail(Exception):  # noqa: N818 - control flow, not an error
+class Fail(Exception):
     """Raised by a job to fail at once, whatever tries remain (Laravel's ``$this->fail()``).
 
     The message is the reason stored in ``failed_jobs``.

@@ -48,7 +48,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def setup(log_file: Path | None, level: str, secrets: Iterable[str], stderr_level: int = logging.WARNING) -> logging.Logger:
+def setup(
+    log_file: Path | None, level: str, secrets: Iterable[str], stderr_level: int = logging.WARNING
+) -> logging.Logger:
     """Configure the ``ictq`` logger for a worker or a command."""
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):

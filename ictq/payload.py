@@ -96,7 +96,7 @@ def parse(text: str | bytes) -> Envelope:
         raise InvalidPayload(f"payload is not valid JSON ({_short(exc)})") from None
     if not isinstance(fields, dict):
         raise InvalidPayload(f"payload is a JSON {type(fields).__name__}, not an object")
-    job = _string(fields, "job", required=True)
+    job = _string(fields, "job", required=True) or ""
     return Envelope(
         uuid=_string(fields, "uuid", required=False) or "",
         display_name=_string(fields, "displayName", required=False) or job,

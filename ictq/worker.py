@@ -217,7 +217,8 @@ class Worker:
             self._after_exception(running, exc)
         else:
             self._write("delete", lambda: self.storage.delete(job))
-            self._job_event(logging.INFO, "done", running, duration_ms=f"{(time.monotonic() - running.started) * 1000:.1f}")
+            elapsed_ms = (time.monotonic() - running.started) * 1000
+            self._job_event(logging.INFO, "done", running, duration_ms=f"{elapsed_ms:.1f}")
 
     def _prepare(self, job: Reserved) -> _Running:
         envelope = payload.parse(job.payload)
@@ -320,7 +321,7 @@ class Worker:
             self._pending.append((action, operation))
             self._database_down(exc, sleep=False)
         except DatabaseError as exc:
-            self._event(logging.ERROR, "write-failed", action=action, error=str(exc))
+            self._event(logging.ERROR, "write-failed", operation=action, error=str(exc))
 
     def _flush_pending(self, final: bool = False) -> None:
         while self._pending:
@@ -334,7 +335,7 @@ class Worker:
                     return
                 raise
             except DatabaseError as exc:
-                self._event(logging.ERROR, "write-failed", action=action, error=str(exc))
+                self._event(logging.ERROR, "write-failed", operation=action, error=str(exc))
             self._pending.pop(0)
 
     # -- database outages ---------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -96,10 +96,8 @@ class Storage(abc.ABC):
         """Close the connection; the next call opens a new one."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with suppress(Exception):  # a broken connection may fail to close; it is gone anyway
                 conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone anyway
-                pass
 
     @contextmanager
     def _translated(self) -> Iterator[None]:

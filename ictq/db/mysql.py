@@ -11,11 +11,13 @@ import re
 from typing import Any
 
 import pymysql
+import pymysql.constants.CLIENT
 
 from ictq.db.base import Reserved, Storage
 
-# Client and server error codes that mean the connection is gone or the server is going away.
-_CONNECTION_ERRORS = {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003, 2006, 2013, 2055}
+# Error codes worth a retry on a new connection: the connection is gone or refused, the server is
+# going away, or the statement lost a deadlock / lock wait (1213, 1205).
+_CONNECTION_ERRORS = {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055}
 
 
 class MysqlStorage(Storage):
@@ -39,6 +41,7 @@ class MysqlStorage(Storage):
             connect_timeout=5,
             read_timeout=60,
             write_timeout=60,
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,  # rowcount = rows matched, not changed
         )
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -51,7 +54,8 @@ class MysqlStorage(Storage):
         return {**super()._placeholders(), "skip_locked": self._skip_locked}
 
     def _driver_error(self) -> type[BaseException]:
-        return pymysql.err.MySQLError
+        error: type[BaseException] = pymysql.err.MySQLError
+        return error
 
     def _is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, pymysql.err.InterfaceError):

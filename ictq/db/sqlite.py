@@ -15,6 +15,8 @@ from typing import Any
 from ictq.db.base import Reserved, Storage
 from ictq.errors import ConfigError
 
+_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full", "no such table")
+
 
 class SqliteStorage(Storage):
     dialect = "sqlite"
@@ -38,9 +40,10 @@ class SqliteStorage(Storage):
         return sqlite3.Error
 
     def _is_connection_error(self, exc: BaseException) -> bool:
-        # "database is locked" (busy timeout), "disk I/O error", "unable to open database file":
-        # all transient from the worker's point of view.
-        return isinstance(exc, sqlite3.OperationalError)
+        # Busy past the timeout, I/O trouble, a file that cannot be opened: transient from the
+        # worker's point of view. A syntax or schema error ("no such column") is not.
+        message = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and any(part in message for part in _TRANSIENT)
 
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}

@@ -64,7 +64,9 @@ class App:
         env.update(extra)
         return env
 
-    def ictq(self, *args: str, timeout: float = 60, input: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    def ictq(
+        self, *args: str, timeout: float = 60, input: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         """Run the ``ictq`` CLI in the app dir and wait for it."""
         return subprocess.run(
             [sys.executable, "-m", "ictq", "--env-file", str(self.env_file), *args],
@@ -111,14 +113,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
 
 
 def count_rows(storage: Storage, table: str, where: str = "1=1") -> int:
-    with storage._translated():  # noqa: SLF001 - tests read tables directly
+    with storage._translated():
         cursor = storage.connection.cursor()
         cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}")
         return int(cursor.fetchone()[0])
 
 
 def rows(storage: Storage, sql: str) -> list[tuple[Any, ...]]:
-    with storage._translated():  # noqa: SLF001
+    with storage._translated():
         cursor = storage.connection.cursor()
         cursor.execute(sql)
         return list(cursor.fetchall())
