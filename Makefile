@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests drive (installed by scripts/test-services when missing).
-TEST_PACKAGES := sqlite3
+TEST_PACKAGES := sqlite3 shellcheck debootstrap openssh-client logrotate
 
 .PHONY: install demo test lint unit integration clean
 

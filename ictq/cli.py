@@ -181,3 +181,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _redacted(text: str) -> str:
     return logs.redact(" ".join(text.split()), _secrets)
+
+
+from ictq import cli_ops  # noqa: E402, F401 - registers the ops commands on `cli`
+from ictq.mail.cli import test_email  # noqa: E402 - registers the mail commands (and notifications)
+
+cli.add_command(test_email)

@@ -105,7 +105,7 @@ class Client:
         spec = jobs.get(name)
         job_uuid, _ = payload.build(name, data, created_at=int(self.clock()))
         target = spec.queue or self.settings.default_queue
-        with jobs.running(jobs.JobContext(None, job_uuid, name, target, 1, self.settings)):
+        with jobs.running(jobs.JobContext(None, job_uuid, name, target, 1, self.settings, spec.tries or 0)):
             spec.handler(**data)
         return Dispatched(None, job_uuid, name, target)
 

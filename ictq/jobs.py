@@ -78,6 +78,7 @@ class JobContext:
     queue: str
     attempt: int
     settings: Settings | None = field(default=None, repr=False, compare=False)
+    max_tries: int = 0  # the effective limit for this run (0 = unlimited)
 
 
 _registry: dict[str, JobSpec] = {}

@@ -22,6 +22,7 @@ from typing import Any
 
 from ictq import jobs, logs, payload, policy
 from ictq.config import Settings
+from ictq.control import ControlWatcher
 from ictq.db import Reserved, Storage, open_storage
 from ictq.errors import (
     DatabaseError,
@@ -100,6 +101,7 @@ class Worker:
         lease_every = max(0.5, min(30.0, settings.retry_after / 4))
         self.lease = LeaseKeeper(open_storage(settings), lease_every, clock, self.logger)
         self.time_limit = TimeLimit()
+        self.control = ControlWatcher(self.storage)
         self.processed = 0
         self.iterations = 0
         self._started = time.monotonic()
@@ -134,10 +136,14 @@ class Worker:
                 if self._paused or self._app_is_down():
                     self._sleep(self.options.sleep)
                     continue
-                # 3. Finish writes that waited for the database, then claim the next job.
+                # 3. Finish writes that waited for the database, read the control flags
+                #    (ictq restart / pause), then claim the next job.
                 try:
                     self._flush_pending()
-                    job = self._claim_next()
+                    control = self.control.refresh()
+                    if self.control.restart_requested:
+                        continue  # step 1 stops the worker
+                    job = self._claim_next(control.paused)
                 except DatabaseUnavailable as exc:
                     self._database_down(exc)
                     continue
@@ -168,6 +174,8 @@ class Worker:
         """Every reason for the worker to stop, in one place."""
         if self._quit:
             return Stop("signal", EXIT_OK)
+        if self.control.restart_requested:
+            return Stop("restart requested (ictq restart)", EXIT_OK)
         if self.options.memory > 0 and resident_mb() >= self.options.memory:
             return Stop(f"memory {resident_mb():.0f}MB over --memory={self.options.memory}MB", EXIT_MEMORY)
         if self.options.max_jobs > 0 and self.processed >= self.options.max_jobs:
@@ -180,10 +188,12 @@ class Worker:
             return Stop("queue empty", EXIT_OK)
         return None
 
-    def _claim_next(self) -> Reserved | None:
+    def _claim_next(self, paused: frozenset[str]) -> Reserved | None:
         """The oldest claimable job of the first non-empty queue, in --queue order."""
         now = int(self.clock())
         for queue in self.options.queues:
+            if queue in paused:
+                continue
             claimed = self.storage.claim(queue, now, self.settings.retry_after, 1)
             if claimed:
                 return claimed[0]
@@ -242,8 +252,8 @@ class Worker:
         limit = running.policy.timeout
         grace = min(10.0, max(1.0, limit / 2))
         deadline = time.monotonic() + limit + grace if limit > 0 else None
-        context = jobs.JobContext(running.job.id, running.envelope.uuid, running.spec.name,
-                                  running.job.queue, running.job.attempts, self.settings)
+        context = jobs.JobContext(running.job.id, running.envelope.uuid, running.spec.name, running.job.queue,
+                                  running.job.attempts, self.settings, running.policy.max_tries)
         self._running = running
         self.lease.hold(running.job, deadline, lambda storage: self._stuck(running, storage))
         try:

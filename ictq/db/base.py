@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from ictq.config import DatabaseSettings
@@ -66,6 +66,10 @@ class Storage(abc.ABC):
         """Whether a driver error means the server or the connection is gone."""
 
     @abc.abstractmethod
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        """Whether a driver error says a table does not exist."""
+
+    @abc.abstractmethod
     def _driver_error(self) -> type[BaseException]:
         """The driver's base exception class."""
 
@@ -105,6 +109,8 @@ class Storage(abc.ABC):
             yield
         except self._driver_error() as exc:
             message = f"{self.describe()}: {_one_line(exc)}"
+            if self._is_missing_table(exc):
+                raise SchemaError(f"{message} (run: ictq migrate)") from None
             if self._is_connection_error(exc):
                 self.close()
                 raise DatabaseUnavailable(message) from None
@@ -178,6 +184,14 @@ class Storage(abc.ABC):
             self.connection.cursor().executemany(self.sql["push_many"], [_row(job) for job in jobs])
         return len(jobs)
 
+    def param_time(self, moment: datetime) -> Any:
+        """A UTC moment as this driver wants it for a timestamp column."""
+        return moment.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+    def param_ids(self, ids: Sequence[int]) -> Any:
+        """A list of ids for an ``IN`` / ``ANY`` parameter."""
+        return list(ids)
+
     @abc.abstractmethod
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         """Reserve up to ``limit`` claimable jobs of ``queue``, oldest first, atomically."""
@@ -203,7 +217,7 @@ class Storage(abc.ABC):
             "queue": job.queue,
             "payload": payload,
             "exception": exception,
-            "failed_at": failed_at.replace(tzinfo=None, microsecond=0),
+            "failed_at": self.param_time(failed_at),
         }
         with self.transaction():
             cursor = self._execute("delete", {"id": job.id, "attempts": job.attempts})

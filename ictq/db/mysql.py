@@ -57,6 +57,9 @@ class MysqlStorage(Storage):
         error: type[BaseException] = pymysql.err.MySQLError
         return error
 
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        return bool(exc.args) and exc.args[0] == 1146
+
     def _is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, pymysql.err.InterfaceError):
             return True

@@ -31,6 +31,9 @@ class PgsqlStorage(Storage):
     def _driver_error(self) -> type[BaseException]:
         return psycopg.Error
 
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.errors.UndefinedTable)
+
     def _is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, psycopg.errors.OperationalError | psycopg.InterfaceError):
             return True

@@ -8,14 +8,17 @@ that for speed (a power loss may roll back the last transactions, never corrupt 
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ictq.db.base import Reserved, Storage
 from ictq.errors import ConfigError
 
-_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full", "no such table")
+_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full")
 
 
 class SqliteStorage(Storage):
@@ -39,11 +42,21 @@ class SqliteStorage(Storage):
     def _driver_error(self) -> type[BaseException]:
         return sqlite3.Error
 
+    def _is_missing_table(self, exc: BaseException) -> bool:
+        return "no such table" in str(exc)
+
     def _is_connection_error(self, exc: BaseException) -> bool:
         # Busy past the timeout, I/O trouble, a file that cannot be opened: transient from the
         # worker's point of view. A syntax or schema error ("no such column") is not.
         message = str(exc).lower()
         return isinstance(exc, sqlite3.OperationalError) and any(part in message for part in _TRANSIENT)
+
+    def param_time(self, moment: datetime) -> Any:
+        # Laravel's format for SQLite timestamps; sorts and compares as text.
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    def param_ids(self, ids: Sequence[int]) -> Any:
+        return json.dumps([int(i) for i in ids])
 
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}

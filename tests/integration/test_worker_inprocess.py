@@ -105,3 +105,33 @@ def test_maintenance_mode_holds_the_worker_unless_forced(sqlite_app: App) -> Non
     assert sqlite_app.executions() == []
     assert run_once(sqlite_app, clock, force=True) == 0
     assert sqlite_app.executions() == ["1"]
+
+
+def test_module_level_dispatch_uses_the_configured_env(sqlite_app: App) -> None:
+    import ictq
+    from tests.support.jobs import record
+
+    ictq.configure(sqlite_app.env_file)
+    try:
+        first = record.dispatch(n=1)
+        second = ictq.dispatch("test.record", {"n": 2}, queue="other")
+        many = ictq.dispatch_many("test.record", [{"n": 3}, {"n": 4}])
+    finally:
+        ictq.configure(None)
+    assert first.id is not None and second.queue == "other" and len(many) == 2
+    assert rows(sqlite_app.storage(), "SELECT queue FROM jobs ORDER BY id") == [
+        ("default",), ("other",), ("default",), ("default",)]
+
+
+def test_the_jobs_option_imports_modules_from_the_app_dir(sqlite_app: App) -> None:
+    (sqlite_app.root / "appjobs.py").write_text(
+        "import os, ictq\n\n"
+        "@ictq.job('app.hello')\n"
+        "def hello(who: str) -> None:\n"
+        "    open(os.path.join(os.environ['ICTQ_TEST_OUT'], 'record'), 'a').write(who + '\\n')\n"
+    )
+    sqlite_app.write_env(ICTQ_JOBS="")
+    sqlite_app.client().dispatch("app.hello", {"who": "ops"})
+    result = sqlite_app.ictq("work", "--jobs", "appjobs", "--stop-when-empty")
+    assert result.returncode == 0, result.stderr
+    assert sqlite_app.executions() == ["ops"]

@@ -1,0 +1,118 @@
+"""The sent-ledger: which messages were handed to the mail server.
+
+A row (keyed by Message-ID, which is derived from the job's uuid) is written right after the
+server accepted the message and before the worker deletes the job. A job that runs again
+after that (its worker was killed before the delete, or the delete was lost) finds the row
+and does not send a second copy. Rows older than :data:`KEEP_SECONDS` are pruned now and then.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ictq import logs
+from ictq.config import Settings
+from ictq.db import Storage, open_storage
+from ictq.errors import DatabaseError, DatabaseUnavailable
+
+TABLE = "ictq_mail_sent"
+KEEP_SECONDS = 30 * 24 * 3600
+PRUNE_EVERY = 3600.0
+WRITE_TRIES = 4
+WRITE_PAUSE = 0.5
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    message_id: str
+    job_uuid: str
+    notification: str
+    recipient: str
+
+
+class SentLedger:
+    """Reads and writes the ledger through its own storage (not the worker's)."""
+
+    def __init__(self, storage: Storage, clock: Callable[[], float] = time.time,
+                 logger: logging.Logger | None = None) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
+        self._pruned_at: float | None = None
+
+    def check(self) -> None:
+        """Raise :class:`DatabaseError` when the ledger table is missing (``ictq migrate`` creates it)."""
+        try:
+            self.storage.fetch("mail_check_ledger")
+        except DatabaseUnavailable:
+            raise
+        except DatabaseError as exc:
+            raise DatabaseError(f"the mail ledger table {TABLE} is missing; run `ictq migrate` ({exc})") from None
+
+    def was_sent(self, message_id: str) -> bool:
+        return bool(self.storage.fetch("mail_sent_at", {"message_id": message_id}))
+
+    def sent_job(self, job_uuid: str) -> bool:
+        return bool(self.storage.fetch("mail_sent_by_uuid", {"job_uuid": job_uuid}))
+
+    def mark_sent(self, record: SentRecord) -> bool:
+        """Record a sent message; False (and an error in the log) when the database would not take it.
+
+        Never raises: the message is already with the mail server, and failing the job now
+        would only send it again.
+        """
+        params = {"message_id": record.message_id, "job_uuid": record.job_uuid,
+                  "notification": record.notification, "recipient": record.recipient,
+                  "sent_at": int(self.clock())}
+        for attempt in range(1, WRITE_TRIES + 1):
+            try:
+                self.storage.run("mail_mark_sent", params)
+                break
+            except DatabaseUnavailable as exc:
+                if attempt == WRITE_TRIES:
+                    return self._write_failed(record, exc)
+                time.sleep(WRITE_PAUSE * attempt)
+            except DatabaseError as exc:
+                return self._write_failed(record, exc)
+        self._prune_now_and_then()
+        return True
+
+    def prune(self, before: int) -> int:
+        """Delete rows sent before ``before`` (Unix seconds); return how many."""
+        return self.storage.run("mail_prune", {"before": before})
+
+    def _prune_now_and_then(self) -> None:
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            self.prune(int(now) - KEEP_SECONDS)
+        except DatabaseError as exc:
+            logs.event(self.logger, logging.WARNING, "mail-ledger-prune-failed", error=str(exc))
+
+    def _write_failed(self, record: SentRecord, exc: DatabaseError) -> bool:
+        logs.event(self.logger, logging.ERROR, "mail-ledger-write-failed", message_id=record.message_id,
+                   error=str(exc), note="the message was sent; a retry of this job would send it again")
+        return False
+
+
+_local = threading.local()
+
+
+def ledger_for(settings: Settings) -> SentLedger:
+    """This thread's ledger for the database of ``settings`` (one connection, kept)."""
+    key = (os.getpid(), settings.db)
+    current: tuple[object, SentLedger] | None = getattr(_local, "ledger", None)
+    if current is not None and current[0] == key:
+        return current[1]
+    if current is not None:
+        current[1].storage.close()
+    ledger = SentLedger(open_storage(settings))
+    _local.ledger = (key, ledger)
+    return ledger

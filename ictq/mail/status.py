@@ -1,0 +1,53 @@
+"""Where a dispatched notification is: waiting, sent, or failed (for ``ictq test-email --wait``)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ictq.client import Dispatched
+from ictq.db import Storage
+from ictq.mail.ledger import SentLedger
+
+
+class State(enum.Enum):
+    WAITING = "waiting"
+    SENT = "sent"
+    FAILED = "failed"
+    GONE = "gone"  # neither queued, sent nor failed: deleted by someone else
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    detail: str = ""
+
+
+def status_of(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status:
+    """The state of ``job``, read from the ledger, failed_jobs and the jobs table."""
+    finished = _finished(storage, ledger, job)
+    if finished is not None:
+        return finished
+    queued = storage.fetch("mail_job_attempts", {"id": job.id}) if job.id is not None else []
+    if queued:
+        attempts, reserved_at = queued[0]
+        doing = "being worked on" if reserved_at is not None else "queued"
+        return Status(State.WAITING, f"{doing}, {attempts} attempt(s) so far")
+    # The row is gone: the worker may have finished between the reads above, so read again.
+    return _finished(storage, ledger, job) or Status(
+        State.GONE, "the job left the queue without a record of sending or failing")
+
+
+def _finished(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status | None:
+    if ledger.sent_job(job.uuid):
+        return Status(State.SENT)
+    failed = storage.fetch("mail_failed_reason", {"uuid": job.uuid})
+    if failed:
+        return Status(State.FAILED, _first_reason(str(failed[0][0])))
+    return None
+
+
+def _first_reason(exception: str) -> str:
+    """The first line of a failed_jobs.exception, without the exception class."""
+    first = exception.strip().splitlines()[0] if exception.strip() else ""
+    return first.split(": ", 1)[1] if ": " in first else first
