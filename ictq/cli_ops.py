@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ictq import control, ops
+from ictq import control, heartbeat, ops
 from ictq.cli import _State, cli, pass_state
 from ictq.db import Storage, open_storage
 
@@ -284,3 +284,19 @@ def status(state: _State) -> None:
     else:
         lines.append("last restart signal: never")
     click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Also list workers that stopped or died recently.")
+@json_option
+@pass_state
+def workers(state: _State, show_all: bool, as_json: bool) -> None:
+    """Workers on every host, from their heartbeats: alive or dead, current job, counts."""
+    now = int(time.time())
+    with _storage(state) as storage:
+        records = [r for r in heartbeat.workers(storage) if show_all or r.alive(now)]
+    _emit(as_json, [r.as_dict(now) for r in records], lambda: _table(
+        ["name", "host", "pid", "queues", "state", "up", "last beat", "job", "processed", "failed"],
+        [[r.name, r.host, r.pid, r.queues, "alive" if r.alive(now) else "dead", _age(now - r.started_at),
+          _age(now - r.beat_at) + " ago", f"{r.job_name} #{r.job_id}" if r.job_id else "-", r.processed, r.failed]
+         for r in records]) if records else "no workers")

@@ -65,6 +65,7 @@ class Settings:
     log_file: Path | None
     log_level: str
     values: Mapping[str, str] = field(repr=False)
+    prune_failed_hours: int = 0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -131,6 +132,7 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         log_file=None if log_file in ("", "-") else _resolve(app_dir, log_file),
         log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         values=dict(values),
+        prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0),
     )
 
 

@@ -24,12 +24,15 @@ from ictq.errors import DatabaseError
 
 
 class LeaseKeeper(threading.Thread):
-    def __init__(self, storage: Storage, interval: float, clock: Callable[[], float], logger: logging.Logger):
+    def __init__(self, storage: Storage, interval: float, clock: Callable[[], float], logger: logging.Logger,
+                 heartbeat: Callable[[Storage], None] | None = None, heartbeat_every: float = 5.0):
         super().__init__(name="ictq-lease", daemon=True)
         self.storage = storage
         self.interval = interval
         self.clock = clock
         self.logger = logger
+        self.heartbeat = heartbeat
+        self.heartbeat_every = heartbeat_every
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -37,6 +40,7 @@ class LeaseKeeper(threading.Thread):
         self._deadline: float | None = None
         self._on_deadline: Callable[[Storage], None] | None = None
         self._touched = 0.0
+        self._beat_at = float("-inf")
         self._failing = False
 
     def hold(self, job: Reserved, deadline: float | None, on_deadline: Callable[[Storage], None]) -> None:
@@ -66,6 +70,7 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping:
+            self._beat_if_due()
             self._wake.wait(self._seconds_to_next())
             self._wake.clear()
             with self._lock:
@@ -79,14 +84,24 @@ class LeaseKeeper(threading.Thread):
             if now - touched >= self.interval:
                 self._touch(job)
 
+    def _beat_if_due(self) -> None:
+        if self.heartbeat is None or time.monotonic() - self._beat_at < self.heartbeat_every:
+            return
+        self._beat_at = time.monotonic()
+        try:
+            self.heartbeat(self.storage)
+        except DatabaseError as exc:
+            logs.event(self.logger, logging.DEBUG, "heartbeat-failed", error=str(exc))
+
     def _seconds_to_next(self) -> float | None:
+        now = time.monotonic()
+        due = [self._beat_at + self.heartbeat_every] if self.heartbeat is not None else []
         with self._lock:
-            if self._job is None:
-                return None
-            due = self._touched + self.interval
-            if self._deadline is not None:
-                due = min(due, self._deadline)
-        return max(0.05, due - time.monotonic())
+            if self._job is not None:
+                due.append(self._touched + self.interval)
+                if self._deadline is not None:
+                    due.append(self._deadline)
+        return max(0.05, min(due) - now) if due else None
 
     def _touch(self, job: Reserved) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ during a job interrupts it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,11 +17,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any
 
-from ictq import jobs, logs, payload, policy
+from ictq import jobs, logs, ops, payload, policy
 from ictq.config import Settings
 from ictq.control import ControlWatcher
 from ictq.db import Reserved, Storage, open_storage
@@ -33,7 +34,9 @@ from ictq.errors import (
     MaxAttemptsExceeded,
     UnknownJob,
 )
+from ictq.heartbeat import BEAT_EVERY, Heartbeat
 from ictq.lease import LeaseKeeper
+from ictq.stats import JobStats
 from ictq.timeouts import TimeLimit
 
 EXIT_OK = 0
@@ -42,6 +45,7 @@ EXIT_MEMORY = 12
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 OUTAGE_BACKOFF_MAX = 30.0
 FORCED_STOP_GRACE = 5.0
+PRUNE_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,12 @@ class Worker:
         self.clock = clock
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
         lease_every = max(0.5, min(30.0, settings.retry_after / 4))
-        self.lease = LeaseKeeper(open_storage(settings), lease_every, clock, self.logger)
+        self.heartbeat = Heartbeat(options.name, options.queues, int(clock()))
+        self.lease = LeaseKeeper(open_storage(settings), lease_every, clock, self.logger,
+                                 heartbeat=self._beat, heartbeat_every=BEAT_EVERY)
+        self.failed = 0
+        self.stats = JobStats()
+        self._pruned_at = float("-inf")
         self.time_limit = TimeLimit()
         self.control = ControlWatcher(self.storage)
         self.processed = 0
@@ -167,6 +176,7 @@ class Worker:
         finally:
             self._flush_pending(final=True)
             self.lease.stop()
+            self._leave()
             self._restore_signal_handlers()
             self.storage.close()
 
@@ -217,7 +227,8 @@ class Worker:
         except jobs.Release as release:
             self._retry(running, release.delay, release.reason or "released by the job", exception=False)
         except jobs.Fail as exc:
-            self._fail(job, job.payload, exc, name=running.spec.name, why="the job failed itself")
+            self._fail(job, job.payload, exc, name=running.spec.name, why="the job failed itself",
+                       started=running.started)
         except JobTimeout as exc:
             self._after_timeout(running, exc, self.storage)
         except ForcedStop:
@@ -227,8 +238,9 @@ class Worker:
             self._after_exception(running, exc)
         else:
             self._write("delete", lambda: self.storage.delete(job))
-            elapsed_ms = (time.monotonic() - running.started) * 1000
-            self._job_event(logging.INFO, "done", running, duration_ms=f"{elapsed_ms:.1f}")
+            elapsed = time.monotonic() - running.started
+            self.stats.record(running.spec.name, "done", elapsed)
+            self._job_event(logging.INFO, "done", running, duration_ms=f"{elapsed * 1000:.1f}")
 
     def _prepare(self, job: Reserved) -> _Running:
         envelope = payload.parse(job.payload)
@@ -273,7 +285,8 @@ class Worker:
         exceptions = running.envelope.exceptions + 1
         reason = policy.fails_after_attempt(running.policy, running.job.attempts, exceptions, int(self.clock()))
         if reason is not None:
-            self._fail(running.job, running.job.payload, exc, name=running.spec.name, why=reason)
+            self._fail(running.job, running.job.payload, exc, name=running.spec.name, why=reason,
+                       started=running.started)
         else:
             self._retry(running, None, describe(exc), exception=True, exceptions=exceptions)
 
@@ -281,7 +294,8 @@ class Worker:
         reason = "failOnTimeout is set" if running.policy.fail_on_timeout else policy.fails_after_attempt(
             running.policy, running.job.attempts, running.envelope.exceptions, int(self.clock()))
         if reason is not None:
-            self._fail(running.job, running.job.payload, exc, name=running.spec.name, why=reason, storage=storage)
+            self._fail(running.job, running.job.payload, exc, name=running.spec.name, why=reason, storage=storage,
+                       started=running.started)
         else:
             self._retry(running, None, str(exc), exception=False, storage=storage)
 
@@ -294,6 +308,7 @@ class Worker:
             text = running.envelope.with_exceptions(exceptions)
         available_at = int(self.clock()) + seconds
         self._write("release", lambda: target.release(running.job, available_at, text))
+        self.stats.record(running.spec.name, "released", time.monotonic() - running.started)
         level = logging.WARNING if exception else logging.INFO
         self._job_event(level, "released", running, delay=seconds, reason=reason)
 
@@ -302,12 +317,14 @@ class Worker:
         self._job_event(logging.WARNING, "released", running, delay=0, reason="worker forced to stop")
 
     def _fail(self, job: Reserved, text: str, exc: BaseException, name: str | None,
-              why: str | None = None, storage: Storage | None = None) -> None:
+              why: str | None = None, storage: Storage | None = None, started: float | None = None) -> None:
         target = storage or self.storage
         record = logs.redact(failure_text(exc, why), self.settings.secrets)
         failed_at = datetime.fromtimestamp(self.clock(), timezone.utc)
         connection = self.settings.queue_connection
         self._write("fail", lambda: target.fail(job, connection, record, text, failed_at))
+        self.failed += 1
+        self.stats.record(name or "(unreadable payload)", "failed", time.monotonic() - (started or time.monotonic()))
         self._event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(text),
                     queue=job.queue, attempt=job.attempts, reason=record.splitlines()[0])
 
@@ -347,6 +364,34 @@ class Worker:
             except DatabaseError as exc:
                 self._event(logging.ERROR, "write-failed", operation=action, error=str(exc))
             self._pending.pop(0)
+
+    # -- heartbeats (called from the lease thread, with its storage) -----------------------
+
+    def _beat(self, storage: Storage) -> None:
+        running = self._running
+        job, name = (running.job, running.spec.name) if running is not None else (None, None)
+        reaped = self.heartbeat.beat(storage, int(self.clock()), job, name, self.processed, self.failed)
+        self.stats.flush(storage, self.heartbeat.id)
+        self._prune_failed_if_due(storage)
+        for record in reaped:
+            self._event(logging.WARNING, "worker-reaped", dead=record.name, host=record.host, pid=record.pid,
+                        released=record.job_id)
+
+    def _prune_failed_if_due(self, storage: Storage) -> None:
+        """``ICTQ_PRUNE_FAILED_HOURS``: delete older failed jobs, at most once per PRUNE_EVERY seconds."""
+        hours = self.settings.prune_failed_hours
+        if hours <= 0 or time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(hours=hours)
+        deleted = ops.prune_failed(storage, cutoff)
+        if deleted:
+            self._event(logging.INFO, "failed-pruned", deleted=deleted, older_than=f"{hours}h")
+
+    def _leave(self) -> None:
+        with contextlib.suppress(DatabaseError):  # else the row goes stale and is reaped as dead
+            self.stats.flush(self.storage, self.heartbeat.id)
+            self.heartbeat.leave(self.storage)
 
     # -- database outages ---------------------------------------------------------------
 

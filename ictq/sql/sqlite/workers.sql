@@ -1,0 +1,68 @@
+-- Worker heartbeats: one row per running worker process, refreshed every few seconds.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS "ictq_workers" (
+    "id" varchar(191) PRIMARY KEY NOT NULL,
+    "name" varchar(191) NOT NULL,
+    "host" varchar(191) NOT NULL,
+    "pid" integer NOT NULL,
+    "queues" varchar(1000) NOT NULL,
+    "state" varchar(16) NOT NULL,
+    "started_at" integer NOT NULL,
+    "beat_at" integer NOT NULL,
+    "job_id" bigint NULL,
+    "job_attempts" integer NULL,
+    "job_name" varchar(191) NULL,
+    "processed" bigint NOT NULL,
+    "failed" bigint NOT NULL
+);
+
+-- name: worker_beat
+INSERT INTO "ictq_workers" (id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name,
+                            processed, failed)
+VALUES (:id, :name, :host, :pid, :queues, :state, :started_at, :now, :job_id, :job_attempts, :job_name,
+        :processed, :failed)
+ON CONFLICT (id) DO UPDATE SET state = excluded.state, beat_at = excluded.beat_at, job_id = excluded.job_id,
+    job_attempts = excluded.job_attempts, job_name = excluded.job_name, processed = excluded.processed,
+    failed = excluded.failed;
+
+-- name: worker_all
+SELECT id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name, processed, failed
+FROM "ictq_workers" ORDER BY host, started_at, pid;
+
+-- name: worker_mark
+UPDATE "ictq_workers" SET state = :state WHERE id = :id AND state = 'alive';
+
+-- name: worker_forget_old
+DELETE FROM "ictq_workers" WHERE state <> 'alive' AND beat_at < :before;
+
+-- name: worker_leave
+DELETE FROM "ictq_workers" WHERE id = :id;
+
+-- name: release_held
+UPDATE "{jobs}" SET reserved_at = NULL
+WHERE id = :id AND attempts = :attempts AND reserved_at IS NOT NULL;
+
+-- Per-worker job statistics (cumulative), written with the heartbeat; see ictq/stats.py.
+-- name: schema
+CREATE TABLE IF NOT EXISTS "ictq_worker_stats" (
+    "worker_id" varchar(191) NOT NULL,
+    "job" varchar(191) NOT NULL,
+    "outcome" varchar(16) NOT NULL,
+    "count" bigint NOT NULL,
+    "duration_sum" real NOT NULL,
+    "buckets" varchar(1000) NOT NULL,
+    PRIMARY KEY ("worker_id", "job", "outcome")
+);
+
+-- name: stats_put
+INSERT INTO "ictq_worker_stats" (worker_id, job, outcome, count, duration_sum, buckets)
+VALUES (:worker_id, :job, :outcome, :count, :duration_sum, :buckets)
+ON CONFLICT (worker_id, job, outcome) DO UPDATE SET count = excluded.count, duration_sum = excluded.duration_sum,
+    buckets = excluded.buckets;
+
+-- name: stats_all
+SELECT worker_id, job, outcome, count, duration_sum, buckets FROM "ictq_worker_stats";
+
+-- name: stats_forget_old
+DELETE FROM "ictq_worker_stats" WHERE worker_id IN (SELECT id FROM "ictq_workers" WHERE state <> 'alive' AND beat_at < :before);

@@ -1,0 +1,85 @@
+"""Worker heartbeats: ``ictq workers`` across processes, and a dead worker's job back at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+from tests.support.app import App, wait_for
+
+
+def listed(app: App, *args: str) -> list[dict[str, object]]:
+    result = app.ictq("workers", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def test_workers_register_beat_and_leave(app: App) -> None:
+    app.client().dispatch_many("test.record", [{"n": i} for i in range(3)])
+    one = app.worker("--sleep", "0.1", "--name", "one", "--queue", "default")
+    two = app.worker("--sleep", "0.1", "--name", "two", "--queue", "emails,default")
+    wait_for(lambda: len(listed(app)) == 2, what="two registered workers")
+    wait_for(lambda: len(app.executions()) == 3, what="the jobs")
+    workers = {w["name"]: w for w in listed(app)}
+    assert workers["two"]["queues"] == "emails,default" and workers["one"]["pid"] == one.pid
+    assert all(w["alive"] and w["state"] == "alive" for w in workers.values())
+    wait_for(lambda: sum(int(w["processed"]) for w in listed(app)) == 3, timeout=15,  # type: ignore[call-overload]
+             what="processed counts in the heartbeats")
+    for proc in (one, two):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert listed(app, "--all") == []
+
+
+def test_a_dead_workers_job_comes_back_at_once_not_after_retry_after(app: App) -> None:
+    app.write_env(DB_QUEUE_RETRY_AFTER="300")
+    # Beats come every 5s, so the job must outlive one beat to be named in the heartbeat.
+    app.client().dispatch("test.slow", {"n": 1, "seconds": 8})
+    victim = app.worker("--sleep", "0.1", "--tries", "3", "--name", "victim")
+    wait_for(lambda: app.executions("started"), what="the job to start")
+    wait_for(lambda: any(w["job_id"] for w in listed(app)), timeout=10, what="the heartbeat naming the job")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    killed_at = time.monotonic()
+    rescuer = app.worker("--sleep", "0.1", "--tries", "3", "--name", "rescuer")
+    wait_for(lambda: app.executions("started") == ["1", "1"], timeout=30, what="the job to start again")
+    assert time.monotonic() - killed_at < 20  # far sooner than retry_after (300s)
+    wait_for(lambda: app.executions("record") == ["1"], timeout=30, what="the job to finish")
+    assert "worker-reaped worker=rescuer dead=victim" in app.log_text()
+    everyone = {w["name"]: w for w in listed(app, "--all")}
+    assert everyone["victim"]["state"] == "dead" and everyone["rescuer"]["alive"]
+    rescuer.send_signal(signal.SIGTERM)
+    assert rescuer.wait(timeout=15) == 0
+
+
+def test_job_statistics_are_stored_per_worker_and_job(app: App) -> None:
+    from ictq.stats import DURATION_BUCKETS, all_stats
+
+    client = app.client()
+    client.dispatch_many("test.record", [{"n": i} for i in range(5)])
+    client.dispatch("test.boom", {"message": "x"})
+    assert app.ictq("work", "--stop-when-empty").returncode == 0
+    stats = {(row.job, row.outcome): row for row in all_stats(app.storage())}
+    assert stats[("test.record", "done")].count == 5 and stats[("test.boom", "failed")].count == 1
+    assert sum(stats[("test.record", "done")].buckets) == 5
+    assert len(stats[("test.record", "done")].buckets) == len(DURATION_BUCKETS)
+
+
+def test_the_worker_prunes_old_failed_jobs_when_configured(sqlite_app: App) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    storage = sqlite_app.storage()
+    for i, age in enumerate((48, 1)):
+        storage.run("insert_failed", {
+            "uuid": f"u{i}", "connection": "database", "queue": "default", "payload": "{}", "exception": "E",
+            "failed_at": storage.param_time(datetime.now(timezone.utc) - timedelta(hours=age))})
+    sqlite_app.write_env(ICTQ_PRUNE_FAILED_HOURS="24")
+    proc = sqlite_app.worker("--sleep", "0.1")
+    wait_for(lambda: "failed-pruned worker=default deleted=1 older_than=24h" in sqlite_app.log_text(),
+             what="the prune")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    from tests.support.app import rows
+
+    assert rows(storage, "SELECT uuid FROM failed_jobs") == [("u1",)]
