@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the tests drive (installed by scripts/test-services when missing).
 TEST_PACKAGES := sqlite3 shellcheck debootstrap openssh-client logrotate
 
-.PHONY: install demo test lint unit integration clean
+.PHONY: install demo test lint unit integration clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ictq tests
 	$(BIN)/mypy
+
+# The benchmark (bench/README.md): ictq and its peers side by side; BENCH_ARGS="--quick" for a smoke run.
+bench: $(STAMP)
+	@bash scripts/test-services
+	$(BIN)/pip install --quiet -e '.[bench]'
+	BENCH_VIA_MAKE=1 $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -50,7 +50,7 @@ find_ictq() {
   for candidate in "$APP_DIR/.venv/bin/ictq" "$APP_DIR/venv/bin/ictq"; do
     if [[ -x $candidate ]]; then echo "$candidate"; return; fi
   done
-  command -v ictq || die "ictq not found (set ICTQ, or install it into $APP_DIR/.venv)"
+  type -P ictq || die "ictq not found (set ICTQ, or install it into $APP_DIR/.venv)"
 }
 
 ictq() {

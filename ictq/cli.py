@@ -187,3 +187,7 @@ from ictq import cli_ops  # noqa: E402, F401 - registers the ops commands on `cl
 from ictq.mail.cli import test_email  # noqa: E402 - registers the mail commands (and notifications)
 
 cli.add_command(test_email)
+
+from ictq.deploy import supervisor_config  # noqa: E402
+
+cli.add_command(supervisor_config)

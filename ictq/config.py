@@ -8,13 +8,15 @@ with a one-line message that names the key.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+from dotenv.variables import parse_variables
 
 from ictq.errors import ConfigError
 
@@ -39,6 +41,7 @@ class DatabaseSettings:
     username: str = ""
     password: str = field(default="", repr=False)
     socket: str = ""
+    worker_synchronous_commit: bool = False
     busy_timeout_ms: int = 5000
     synchronous: str = "FULL"
     journal_mode: str = "WAL"
@@ -99,14 +102,31 @@ def load_settings(
 ) -> Settings:
     """Read and validate the ``.env`` file; the process environment overrides it."""
     path = find_env_file(env_file)
+    environment = os.environ if environ is None else environ
     try:
-        file_values = dotenv_values(path, interpolate=True)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    merged = {key: value or "" for key, value in file_values.items()}
-    environment = os.environ if environ is None else environ
+    merged = parse_env(text, environment)
     merged.update({key: value for key, value in environment.items() if key in merged or _known(key)})
     return settings_from_values(merged, app_dir=path.parent, env_file=path)
+
+
+def parse_env(text: str, environment: Mapping[str, str]) -> dict[str, str]:
+    """Parse ``.env`` text as Laravel does: ``${VAR}`` expands in unquoted and double-quoted
+    values (from earlier lines, else the environment), never in single-quoted ones."""
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None:
+            continue
+        raw = binding.value or ""
+        literal = binding.original.string.split("=", 1)[-1].lstrip().startswith("'")
+        if literal:
+            values[binding.key] = raw
+        else:
+            scope = {**environment, **values}
+            values[binding.key] = "".join(atom.resolve(scope) for atom in parse_variables(raw))  # type: ignore[arg-type]
+    return values
 
 
 def _known(key: str) -> bool:
@@ -156,6 +176,7 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
         username=reader.text("DB_USERNAME", "root"),
         password=reader.text("DB_PASSWORD", ""),
         socket=reader.text("DB_SOCKET", ""),
+        worker_synchronous_commit=reader.choice("DB_WORKER_SYNCHRONOUS_COMMIT", ("on", "off"), "off") == "on",
     )
 
 

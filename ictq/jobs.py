@@ -8,6 +8,7 @@ worker imports the application's job modules (``ICTQ_JOBS``) itself, at start-up
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -140,12 +141,30 @@ def check_arguments(spec: JobSpec, data: Any) -> None:
     """Raise :class:`DispatchError` when ``data`` cannot be the handler's keyword arguments."""
     if not isinstance(data, dict):
         raise DispatchError(f"data for job {spec.name} must be a JSON object, got {type(data).__name__}")
+    shape = _shape(spec.handler)
+    if shape is None:
+        return
+    required, allowed = shape
+    if not required <= data.keys() or (allowed is not None and not data.keys() <= allowed):
+        try:  # the slow path says exactly what is wrong
+            inspect.signature(spec.handler).bind(**data)
+        except TypeError as exc:
+            raise DispatchError(f"data does not fit job {spec.name}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(handler: Handler) -> tuple[frozenset[str], frozenset[str] | None] | None:
+    """The keyword arguments a handler needs and accepts (None: any), or None without a signature."""
     try:
-        inspect.signature(spec.handler).bind(**data)
-    except TypeError as exc:
-        raise DispatchError(f"data does not fit job {spec.name}: {exc}") from None
-    except ValueError:  # no signature available (builtins): let the call decide
-        pass
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.POSITIONAL_ONLY for p in parameters):
+        return frozenset({"\0positional-only"}), frozenset()
+    keywords = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = frozenset(p.name for p in keywords if p.default is p.empty)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    return required, None if open_ended else frozenset(p.name for p in keywords)
 
 
 def current_job() -> JobContext | None:

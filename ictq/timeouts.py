@@ -2,7 +2,8 @@
 
 Python code, ``time.sleep`` and most blocking I/O are interrupted this way. A job that
 swallows the exception or blocks in C code that ignores signals is not; for those the
-worker's lease thread enforces a hard deadline (see :mod:`ictq.lease`).
+worker's lease thread enforces a hard deadline (see :mod:`ictq.lease`). The handler is
+installed once per worker; each job only arms and disarms the interval timer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 from ictq.errors import JobTimeout
 
@@ -21,7 +23,19 @@ class TimeLimit:
 
     def __init__(self) -> None:
         self._armed_seconds = 0
-        self._previous: object = None
+        self._previous: Any = None
+        self._installed = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread() and not self._installed:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            self._installed = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+            self._installed = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         if self._armed_seconds:
@@ -31,10 +45,9 @@ class TimeLimit:
     @contextmanager
     def limit(self, seconds: int) -> Iterator[None]:
         """Raise :class:`JobTimeout` in this block after ``seconds`` (0: no limit)."""
-        if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        if seconds <= 0 or not self._installed:
             yield
             return
-        self._previous = signal.signal(signal.SIGALRM, self._fire)
         self._armed_seconds = seconds
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
@@ -42,4 +55,3 @@ class TimeLimit:
         finally:
             self._armed_seconds = 0
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)  # type: ignore[arg-type]

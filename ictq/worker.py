@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -19,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ictq import jobs, logs, ops, payload, policy
+from ictq.claims import MAX_BATCH, Claims
 from ictq.config import Settings
 from ictq.control import ControlWatcher
 from ictq.db import Reserved, Storage, open_storage
@@ -38,7 +41,9 @@ from ictq.heartbeat import BEAT_EVERY, Heartbeat
 from ictq.lease import LeaseKeeper
 from ictq.stats import JobStats
 from ictq.timeouts import TimeLimit
+from ictq.wakeup import Waker
 
+T = TypeVar("T")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_MEMORY = 12
@@ -99,22 +104,26 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.options = options
-        self.storage = storage or open_storage(settings)
+        self.storage = storage or open_storage(settings, worker=True)
         self.clock = clock
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
         lease_every = max(0.5, min(30.0, settings.retry_after / 4))
         self.heartbeat = Heartbeat(options.name, options.queues, int(clock()))
-        self.lease = LeaseKeeper(open_storage(settings), lease_every, clock, self.logger,
+        self.lease = LeaseKeeper(open_storage(settings, worker=True), lease_every, clock, self.logger,
                                  heartbeat=self._beat, heartbeat_every=BEAT_EVERY)
         self.failed = 0
         self.stats = JobStats()
+        down = settings.app_dir / "storage" / "framework" / "down"
+        self._down_flag = Sampled(down.exists, every=1.0)
         self._pruned_at = float("-inf")
         self.time_limit = TimeLimit()
         self.control = ControlWatcher(self.storage)
+        self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
+                             max_batch=1 if options.once else MAX_BATCH)
         self.processed = 0
         self.iterations = 0
         self._started = time.monotonic()
-        self._wake = threading.Event()
+        self._waker = Waker()
         self._quit = False
         self._paused = False
         self._queue_empty = False
@@ -130,7 +139,9 @@ class Worker:
 
     def run(self) -> int:
         """Process jobs until a stop reason; return the process exit code."""
+        self._check_database()
         self._install_signal_handlers()
+        self.time_limit.install()
         self.lease.start()
         self._event(logging.INFO, "worker-started", pid=os.getpid(), queues=",".join(self.options.queues),
                     connection=self.storage.describe())
@@ -141,8 +152,10 @@ class Worker:
                 if stop is not None:
                     self._event(logging.INFO, "worker-stopping", reason=stop.reason, processed=self.processed)
                     return stop.exit_code
-                # 2. Paused (USR2) or the application is down for maintenance: wait.
+                # 2. Paused (USR2) or the application is down for maintenance: hand back what
+                #    was claimed, and wait.
                 if self._paused or self._app_is_down():
+                    self._settle_claims()
                     self._sleep(self.options.sleep)
                     continue
                 # 3. Finish writes that waited for the database, read the control flags
@@ -152,17 +165,17 @@ class Worker:
                     control = self.control.refresh()
                     if self.control.restart_requested:
                         continue  # step 1 stops the worker
-                    job = self._claim_next(control.paused)
+                    job = self.claims.next(control.paused, self._claim_limit())
                 except DatabaseUnavailable as exc:
                     self._database_down(exc)
                     continue
                 self._database_up()
                 self.iterations += 1
-                # 4. Nothing to do: sleep (unless the stop reasons end the loop first).
+                # 4. Nothing to do: wait for work (unless the stop reasons end the loop first).
                 if job is None:
                     self._queue_empty = True
                     if not (self.options.stop_when_empty or self.options.once):
-                        self._sleep(self.options.sleep)
+                        self._idle()
                     continue
                 # 5. Run it, record the outcome, rest if asked to.
                 self._queue_empty = False
@@ -174,11 +187,22 @@ class Worker:
             self._event(logging.WARNING, "worker-stopping", reason="forced", processed=self.processed)
             return EXIT_ERROR
         finally:
+            self._settle_claims()
             self._flush_pending(final=True)
             self.lease.stop()
             self._leave()
+            self.time_limit.restore()
             self._restore_signal_handlers()
             self.storage.close()
+            self._waker.close()
+
+    def _check_database(self) -> None:
+        """Fail at start, in one line, on what no retry can fix (a wrong path, missing tables);
+        a database that is merely down is waited for by the loop."""
+        try:
+            self.control.refresh(force=True)
+        except DatabaseUnavailable:
+            pass
 
     def _stop_reason(self) -> Stop | None:
         """Every reason for the worker to stop, in one place."""
@@ -198,29 +222,41 @@ class Worker:
             return Stop("queue empty", EXIT_OK)
         return None
 
-    def _claim_next(self, paused: frozenset[str]) -> Reserved | None:
-        """The oldest claimable job of the first non-empty queue, in --queue order."""
-        now = int(self.clock())
-        for queue in self.options.queues:
-            if queue in paused:
-                continue
-            claimed = self.storage.claim(queue, now, self.settings.retry_after, 1)
-            if claimed:
-                return claimed[0]
-        return None
+    def _claim_limit(self) -> int:
+        """How many jobs the next claim may take at most (0: no limit)."""
+        if self.options.once:
+            return 1
+        return max(1, self.options.max_jobs - self.processed) if self.options.max_jobs > 0 else 0
+
+    def _settle_claims(self) -> None:
+        """Hand back claimed, unstarted jobs and delete finished ones, if the database lets us."""
+        try:
+            returned = self.claims.hand_back()
+            self.claims.flush()
+        except DatabaseError as exc:
+            self._event(logging.WARNING, "claims-not-settled", error=str(exc),
+                        note="the jobs come back after retry_after")
+            return
+        if returned:
+            self._event(logging.INFO, "handed-back", jobs=returned)
 
     # -- one job --------------------------------------------------------------------------
 
     def _process(self, job: Reserved) -> None:
+        if not self._process_one(job):
+            self.lease.let_go([job])
+
+    def _process_one(self, job: Reserved) -> bool:
+        """Run one claimed job and record its outcome; True when it succeeded (ack pending)."""
         try:
             running = self._prepare(job)
         except JobFailure as exc:
             self._fail(job, job.payload, exc, name=payload_name(job.payload))
-            return
+            return False
         exhausted = policy.exhausted_before_run(running.policy, job.attempts, int(self.clock()))
         if exhausted is not None:
             self._fail(job, job.payload, MaxAttemptsExceeded(exhausted), name=running.spec.name)
-            return
+            return False
         self._job_event(logging.INFO, "processing", running)
         try:
             self._execute(running)
@@ -237,10 +273,18 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001 - a job's SystemExit or KeyboardInterrupt fails the job, not the worker
             self._after_exception(running, exc)
         else:
-            self._write("delete", lambda: self.storage.delete(job))
             elapsed = time.monotonic() - running.started
+            self._acknowledge(job)
             self.stats.record(running.spec.name, "done", elapsed)
             self._job_event(logging.INFO, "done", running, duration_ms=f"{elapsed * 1000:.1f}")
+            return True
+        return False
+
+    def _acknowledge(self, job: Reserved) -> None:
+        try:
+            self.claims.done(job)
+        except DatabaseUnavailable as exc:  # the acks stay queued; the loop retries them
+            self._database_down(exc, sleep=False)
 
     def _prepare(self, job: Reserved) -> _Running:
         envelope = payload.parse(job.payload)
@@ -267,7 +311,8 @@ class Worker:
         context = jobs.JobContext(running.job.id, running.envelope.uuid, running.spec.name, running.job.queue,
                                   running.job.attempts, self.settings, running.policy.max_tries)
         self._running = running
-        self.lease.hold(running.job, deadline, lambda storage: self._stuck(running, storage))
+        if deadline is not None:
+            self.lease.arm(deadline, lambda storage: self._stuck(running, storage))
         try:
             with self.time_limit.limit(limit), jobs.running(context):
                 self._in_handler = True
@@ -276,7 +321,7 @@ class Worker:
                 finally:
                     self._in_handler = False
         finally:
-            self.lease.let_go()
+            self.lease.disarm()
             self._running = None
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -336,6 +381,8 @@ class Worker:
             exc = JobTimeout(f"the job ran longer than its timeout of {running.policy.timeout}s "
                              "and could not be interrupted; the worker exits")
             self._after_timeout(running, exc, storage)
+        with contextlib.suppress(DatabaseError):
+            self.claims.abandon(storage)
         self._event(logging.ERROR, "worker-exiting", reason="job could not be interrupted", pid=os.getpid())
         logging.shutdown()
         os._exit(EXIT_ERROR)
@@ -433,7 +480,7 @@ class Worker:
             self.lease.extend(time.monotonic() + FORCED_STOP_GRACE)
             raise ForcedStop()
         self._quit = True
-        self._wake.set()
+        self._waker.set()
 
     def _on_pause(self, signum: int, frame: FrameType | None) -> None:
         self._paused = True
@@ -443,17 +490,23 @@ class Worker:
         if self._paused:
             self._paused = False
             self._event(logging.INFO, "worker-resumed")
-        self._wake.set()
+        self._waker.set()
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once on a signal."""
-        if seconds > 0:
-            self._wake.wait(seconds)
-        self._wake.clear()
+        self._waker.wait(seconds)
+
+    def _idle(self) -> None:
+        """Wait up to --sleep for new work: NOTIFY on PostgreSQL, a fast cheap probe elsewhere."""
+        try:
+            self.storage.wait_for_work(self.options.sleep, self._waker, self.options.queues,
+                                       lambda: int(self.clock()), self.settings.retry_after)
+        except DatabaseUnavailable as exc:
+            self._database_down(exc)
 
     def _app_is_down(self) -> bool:
         """Laravel's maintenance mode (``php artisan down``) holds workers unless --force."""
-        return not self.options.force and (self.settings.app_dir / "storage" / "framework" / "down").exists()
+        return not self.options.force and self._down_flag()
 
     # -- logging ------------------------------------------------------------------------------
 
@@ -490,13 +543,26 @@ def payload_name(text: str) -> str | None:
         return None
 
 
-def resident_mb() -> float:
-    """This process's resident memory in MB (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1_048_576
-    except (OSError, ValueError, IndexError):
-        import resource
+class Sampled(Generic[T]):
+    """A reading that is refreshed at most every ``every`` seconds (cheap enough per job)."""
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def __init__(self, read: Callable[[], T], every: float) -> None:
+        self._read = read
+        self.every = every
+        self._at = float("-inf")
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        now = time.monotonic()
+        if self._value is None or now - self._at >= self.every:
+            self._value, self._at = self._read(), now
+        return self._value
+
+
+def resident_mb() -> float:
+    """The process's peak resident memory in MB (a system call; cheap enough after every job).
+
+    The peak, not the current size: memory a job grabbed is seldom returned to the system, so
+    the peak is what the worker keeps holding."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 1_048_576

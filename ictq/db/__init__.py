@@ -7,8 +7,11 @@ from ictq.db.base import NewJob, Reserved, Storage
 from ictq.errors import ConfigError
 
 
-def open_storage(settings: Settings) -> Storage:
-    """A storage for the configured ``DB_CONNECTION`` (connects lazily, on first use)."""
+def open_storage(settings: Settings, worker: bool = False) -> Storage:
+    """A storage for the configured ``DB_CONNECTION`` (connects lazily, on first use).
+
+    ``worker``: the connection of a worker process (see ``DB_WORKER_SYNCHRONOUS_COMMIT``).
+    """
     dialect = settings.db.dialect
     try:
         if dialect == "sqlite":
@@ -22,7 +25,7 @@ def open_storage(settings: Settings) -> Storage:
         raise ConfigError(
             f"DB_CONNECTION={settings.db.connection} needs a driver: pip install 'ictq[{extra}]' ({exc})"
         ) from None
-    return cls(settings.db, settings.queue_table, settings.failed_table)
+    return cls(settings.db, settings.queue_table, settings.failed_table, worker=worker)
 
 
 __all__ = ["NewJob", "Reserved", "Storage", "open_storage"]

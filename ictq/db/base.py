@@ -9,8 +9,9 @@ other driver error becomes :class:`DatabaseError`. Nothing above this module imp
 from __future__ import annotations
 
 import abc
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +21,10 @@ from ictq.config import DatabaseSettings
 from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
 from ictq.payload import uuid_from_text
 from ictq.sql import load_queries, statements
+from ictq.wakeup import Waker
+
+IDLE_POLL_MIN = 0.005
+IDLE_POLL_MAX = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,9 @@ class Storage(abc.ABC):
     dialect: ClassVar[str]
     begin_sql: ClassVar[str] = "BEGIN"
 
-    def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str) -> None:
+    def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False) -> None:
         self.db = db
+        self.worker = worker  # a worker's connection (its own writes may commit asynchronously)
         self.jobs_table = jobs_table
         self.failed_table = failed_table
         self._conn: Any = None
@@ -192,6 +198,28 @@ class Storage(abc.ABC):
         """A list of ids for an ``IN`` / ``ANY`` parameter."""
         return list(ids)
 
+    def peek(self, queues: Sequence[str], now: int, retry_after: int) -> bool:
+        """Whether any job of ``queues`` could be claimed now (no locks taken)."""
+        params = {"queues": self.param_queues(queues), "now": now, "expired": now - retry_after}
+        return bool(self.fetch("peek", params))
+
+    def param_queues(self, queues: Sequence[str]) -> Any:
+        return list(queues)
+
+    def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
+                      retry_after: int) -> None:
+        """Idle until a job may be claimable, ``waker`` is set, or ``seconds`` pass.
+
+        This default polls with :meth:`peek`, quickly at first and then every
+        :data:`IDLE_POLL_MAX` seconds at most (a cheap indexed read); PostgreSQL listens instead.
+        """
+        deadline = time.monotonic() + seconds
+        interval = IDLE_POLL_MIN
+        while (left := deadline - time.monotonic()) > 0:
+            if waker.wait(min(interval, left)) or self.peek(queues, now(), retry_after):
+                return
+            interval = min(interval * 2, IDLE_POLL_MAX)
+
     @abc.abstractmethod
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         """Reserve up to ``limit`` claimable jobs of ``queue``, oldest first, atomically."""
@@ -204,6 +232,31 @@ class Storage(abc.ABC):
         """Put a job back, to become available at ``available_at``."""
         params = {"id": job.id, "attempts": job.attempts, "available_at": available_at, "payload": payload}
         return self.run("release", params) == 1
+
+    def delete_many(self, jobs: Sequence[Reserved]) -> int:
+        """Delete finished jobs (one statement per attempts value); return how many were deleted."""
+        return self._fenced("delete_many", jobs, {})
+
+    def touch_many(self, jobs: Sequence[Reserved], now: int) -> int:
+        """Refresh many reservations; return how many were still held."""
+        return self._fenced("touch_many", jobs, {"now": now})
+
+    def unclaim_many(self, jobs: Sequence[Reserved]) -> int:
+        """Hand back claimed jobs that never started, their attempt taken back."""
+        return self._fenced("unclaim_many", jobs, {})
+
+    def _fenced(self, name: str, jobs: Sequence[Reserved], params: dict[str, Any]) -> int:
+        if not jobs:
+            return 0
+        groups: dict[int, list[int]] = {}
+        for job in jobs:
+            groups.setdefault(job.attempts, []).append(job.id)
+        if len(groups) == 1:
+            ((attempts, ids),) = groups.items()
+            return self.run(name, {**params, "attempts": attempts, "ids": self.param_ids(ids)})
+        with self.transaction():
+            return sum(self.run(name, {**params, "attempts": attempts, "ids": self.param_ids(ids)})
+                       for attempts, ids in groups.items())
 
     def touch(self, job: Reserved, now: int) -> bool:
         """Refresh a reservation (the lease); False when it was lost."""

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import select
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 
 from ictq.db.base import Reserved, Storage
+from ictq.sql import load_queries
+from ictq.wakeup import Waker
 
 
 class PgsqlStorage(Storage):
     dialect = "pgsql"
+    listening = False
 
     def _connect(self) -> Any:
+        conn = self._open()
+        if self.worker and not self.db.worker_synchronous_commit:
+            # A worker's writes (claims, acks, leases) need not wait for the WAL flush: if the
+            # server crashes first, the job is simply unclaimed or unacknowledged and runs again
+            # (at-least-once either way). Dispatches keep synchronous commits.
+            conn.execute("SET synchronous_commit = off")
+        if self.listening:
+            conn.execute(load_queries(self.dialect, **self._placeholders())["listen"])
+        return conn
+
+    def _open(self) -> Any:
         return psycopg.connect(
             host=self.db.socket or self.db.host,
             port=self.db.port,
@@ -38,6 +54,22 @@ class PgsqlStorage(Storage):
         if isinstance(exc, psycopg.errors.OperationalError | psycopg.InterfaceError):
             return True
         return self._conn is not None and bool(self._conn.closed)
+
+    def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
+                      retry_after: int) -> None:
+        """LISTEN/NOTIFY: an insert into the jobs table (a trigger notifies) wakes the worker at
+        once; the timeout (``--sleep``) is the polling fallback for a lost notification."""
+        if not self.listening:
+            self.listening = True
+            self.close()  # reconnect with LISTEN
+        with self._translated():
+            conn = self.connection
+            readable, _, _ = select.select([conn.fileno(), waker.fd], [], [], seconds)
+            if waker.fd in readable:
+                waker.drain()
+            if conn.fileno() in readable or not readable:
+                for _ in conn.notifies(timeout=0):
+                    pass
 
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}

@@ -58,6 +58,9 @@ class SqliteStorage(Storage):
     def param_ids(self, ids: Sequence[int]) -> Any:
         return json.dumps([int(i) for i in ids])
 
+    def param_queues(self, queues: Sequence[str]) -> Any:
+        return json.dumps(list(queues))
+
     def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
         params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
         with self.transaction():

@@ -171,3 +171,11 @@ def test_test_sends_both_notifications_through_the_queue(sqlite_app: App, smtp: 
         assert manage(sqlite_app, "stop").returncode == 0
     received = smtp.wait_for(2)
     assert {tuple(r.rcpt_tos) for r in received} == {("ops@example.test",)}
+
+
+def test_ictq_is_found_on_the_path_when_not_named(sqlite_app: App) -> None:
+    environment = sqlite_app.env(APP_DIR=str(sqlite_app.root), PATH=f"{BIN}:/usr/bin:/bin")
+    result = subprocess.run(["bash", str(SCRIPT), "list"], env=environment, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("id")

@@ -75,3 +75,10 @@ def test_a_wrong_value_names_its_key_in_one_line(tmp_path: Path, line: str, key:
 def test_missing_env_file_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no \.env file at .*nowhere"):
         load_settings(tmp_path / "nowhere" / ".env", environ={})
+
+
+def test_interpolation_follows_laravel_single_quotes_stay_literal(tmp_path: Path) -> None:
+    env = write(tmp_path, "A=x\nB='${A}y'\nC=\"${A}z\"\nD=${A}w\nDB_PASSWORD='pa$${word}'\nE=${FROM_ENV:-dflt}\n")
+    settings = load_settings(env, environ={})
+    assert [settings.get(k) for k in "ABCDE"] == ["x", "${A}y", "xz", "xw", "dflt"]
+    assert settings.get("DB_PASSWORD") == "pa$${word}"

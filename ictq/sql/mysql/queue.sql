@@ -70,3 +70,23 @@ VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(faile
 ON DUPLICATE KEY UPDATE
     connection = VALUES(connection), queue = VALUES(queue), payload = VALUES(payload),
     exception = VALUES(exception), failed_at = VALUES(failed_at);
+
+-- Batched forms: every job of one call has the same attempts value (the caller groups them).
+-- name: delete_many
+DELETE FROM `{jobs}` WHERE attempts = %(attempts)s AND id IN %(ids)s;
+
+-- name: touch_many
+UPDATE `{jobs}` SET reserved_at = %(now)s
+WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;
+
+-- Hand back claimed jobs that never started: the claim's attempt is taken back.
+-- name: unclaim_many
+UPDATE `{jobs}` SET reserved_at = NULL, attempts = attempts - 1
+WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;
+
+-- Is any job of these queues claimable now? (the idle worker's cheap probe)
+-- name: peek
+SELECT 1 FROM `{jobs}`
+WHERE queue IN %(queues)s
+  AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
+LIMIT 1;

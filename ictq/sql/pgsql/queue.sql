@@ -12,6 +12,13 @@ CREATE TABLE IF NOT EXISTS "{jobs}" (
     "created_at" integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS "{jobs}_queue_index" ON "{jobs}" ("queue");
+-- ictq's own index (the table layout stays Laravel's): claims walk a queue in id order and stop
+-- after K rows instead of sorting the whole queue.
+CREATE INDEX IF NOT EXISTS "{jobs}_ictq_queue_id_index" ON "{jobs}" ("queue", "id");
+-- Every insert into the jobs table (by ictq or by a Laravel app) wakes the listening workers.
+CREATE OR REPLACE FUNCTION "{jobs}_ictq_notify"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('ictq_{jobs}', ''); RETURN NULL; END $$;
+DROP TRIGGER IF EXISTS "{jobs}_ictq_notify" ON "{jobs}";
+CREATE TRIGGER "{jobs}_ictq_notify" AFTER INSERT ON "{jobs}" FOR EACH STATEMENT EXECUTE FUNCTION "{jobs}_ictq_notify"();
 CREATE TABLE IF NOT EXISTS "{failed_jobs}" (
     "id" bigserial PRIMARY KEY NOT NULL,
     "uuid" varchar(255) NOT NULL,
@@ -72,3 +79,26 @@ VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(faile
 ON CONFLICT (uuid) DO UPDATE SET
     connection = EXCLUDED.connection, queue = EXCLUDED.queue, payload = EXCLUDED.payload,
     exception = EXCLUDED.exception, failed_at = EXCLUDED.failed_at;
+
+-- Batched forms: every job of one call has the same attempts value (the caller groups them).
+-- name: delete_many
+DELETE FROM "{jobs}" WHERE attempts = %(attempts)s AND id = ANY(%(ids)s);
+
+-- name: touch_many
+UPDATE "{jobs}" SET reserved_at = %(now)s
+WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
+
+-- Hand back claimed jobs that never started: the claim's attempt is taken back.
+-- name: unclaim_many
+UPDATE "{jobs}" SET reserved_at = NULL, attempts = attempts - 1
+WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
+
+-- Is any job of these queues claimable now? (the idle worker's check after a wake-up)
+-- name: peek
+SELECT 1 FROM "{jobs}"
+WHERE queue = ANY(%(queues)s)
+  AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
+LIMIT 1;
+
+-- name: listen
+LISTEN "ictq_{jobs}";

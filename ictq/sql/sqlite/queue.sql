@@ -70,3 +70,23 @@ VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at)
 ON CONFLICT (uuid) DO UPDATE SET
     connection = excluded.connection, queue = excluded.queue, payload = excluded.payload,
     exception = excluded.exception, failed_at = excluded.failed_at;
+
+-- Batched forms: every job of one call has the same attempts value (the caller groups them).
+-- name: delete_many
+DELETE FROM "{jobs}" WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: touch_many
+UPDATE "{jobs}" SET reserved_at = :now
+WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) AND reserved_at IS NOT NULL;
+
+-- Hand back claimed jobs that never started: the claim's attempt is taken back.
+-- name: unclaim_many
+UPDATE "{jobs}" SET reserved_at = NULL, attempts = attempts - 1
+WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) AND reserved_at IS NOT NULL;
+
+-- Is any job of these queues claimable now? (the idle worker's cheap probe)
+-- name: peek
+SELECT 1 FROM "{jobs}"
+WHERE queue IN (SELECT value FROM json_each(:queues))
+  AND ((reserved_at IS NULL AND available_at <= :now) OR reserved_at <= :expired)
+LIMIT 1;

@@ -1,0 +1,108 @@
+"""The worker's claimed jobs: batch claims, a local buffer, batched acknowledgements.
+
+A claim takes up to ``batch`` jobs of the first non-empty queue (in ``--queue`` order) in one
+round trip; the batch size adapts (it doubles while claims come back full, up to
+:data:`MAX_BATCH`, and falls back to what the queue had). Claimed jobs wait in a local buffer,
+leased by the lease keeper, and run one by one. Finished jobs are deleted in batches: before
+the next claim, before the worker idles, when :data:`ACK_MAX_DELAY` has passed, and at exit.
+A stopping worker hands back the jobs it claimed and did not start, at once, with their
+attempt taken back. Every write is fenced by ``(id, attempts)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from ictq.db import Reserved, Storage
+from ictq.lease import LeaseKeeper
+
+MAX_BATCH = 64
+ACK_MAX_DELAY = 0.5
+
+
+class Claims:
+    def __init__(self, storage: Storage, lease: LeaseKeeper, queues: tuple[str, ...], retry_after: int,
+                 clock: Callable[[], float], max_batch: int = MAX_BATCH) -> None:
+        self.storage = storage
+        self.lease = lease
+        self.queues = queues
+        self.retry_after = retry_after
+        self.clock = clock
+        self.max_batch = max(1, max_batch)
+        self.batch = 1
+        self._buffer: deque[Reserved] = deque()
+        self._acks: list[Reserved] = []
+        self._oldest_ack = 0.0
+
+    def next(self, paused: frozenset[str], limit: int = 0) -> Reserved | None:
+        """The next job to run: from the buffer, else from a new claim (acks flushed first).
+
+        ``limit`` caps the claim (``--max-jobs``, ``--once``); 0 means no cap.
+        """
+        if paused and any(job.queue in paused for job in self._buffer):
+            self.hand_back([job for job in self._buffer if job.queue in paused])
+        if not self._buffer:
+            self.flush()
+            self._claim(paused, limit)
+        return self._buffer.popleft() if self._buffer else None
+
+    def _claim(self, paused: frozenset[str], limit: int) -> None:
+        size = min(self.batch, limit) if limit > 0 else self.batch
+        now = int(self.clock())
+        for queue in self.queues:
+            if queue in paused:
+                continue
+            claimed = self.storage.claim(queue, now, self.retry_after, size)
+            if claimed:
+                self.lease.hold(claimed)
+                self._buffer.extend(claimed)
+                self.batch = min(self.max_batch, size * 2) if len(claimed) == size else max(1, len(claimed))
+                return
+        self.batch = 1
+
+    def done(self, job: Reserved) -> None:
+        """``job`` finished: delete it with the next batch of acknowledgements."""
+        if not self._acks:
+            self._oldest_ack = time.monotonic()
+        self._acks.append(job)
+        if len(self._acks) >= self.max_batch or time.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Delete the finished jobs now (raises DatabaseUnavailable; they are kept for a retry)."""
+        if not self._acks:
+            return
+        acks = self._acks
+        self.lease.let_go(acks)
+        try:
+            self.storage.delete_many(acks)
+        except BaseException:
+            self.lease.hold(acks)
+            raise
+        self._acks = []
+
+    def hand_back(self, jobs: Iterable[Reserved] | None = None) -> int:
+        """Give claimed, unstarted jobs back to the queue at once (all of them by default)."""
+        returning = list(self._buffer) if jobs is None else list(jobs)
+        if not returning:
+            return 0
+        ids = {job.id for job in returning}
+        self._buffer = deque(job for job in self._buffer if job.id not in ids)
+        self.lease.let_go(returning)
+        return self.storage.unclaim_many(returning)
+
+    def abandon(self, storage: Storage) -> None:
+        """For a worker about to die from another thread: settle through ``storage``."""
+        buffered, acks = list(self._buffer), list(self._acks)
+        storage.unclaim_many(buffered)
+        storage.delete_many(acks)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._acks)

@@ -1,0 +1,206 @@
+"""Driving ``ansible-playbook -i INVENTORY playbooks/deploy.yml`` against the test hosts.
+
+A :class:`Deployment` owns a snapshot of the ictq source (so that edits made in the work tree
+while the tests run do not change what is deployed), an inventory with its ``group_vars`` and
+a vault made for the run, holding canary secrets that must never be shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.hosts import DEPLOY_USER, HostFleet, TestHost
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+APP_DIR = "/srv/ict"
+VENV = "/opt/ictq/venv"
+PROGRAM = "laravel-worker"
+NUMPROCS = 2
+SLEEP = 1
+SOURCE_FILES = ("pyproject.toml", "ictq", "README.md", "LICENSE", "queue_manager.sh")
+_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ansible-playbook run."""
+
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+    seconds: float
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        """PLAY RECAP per host: ok, changed, unreachable, failed."""
+        return {
+            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in _RECAP.finditer(self.output)
+        }
+
+    def describe(self) -> str:
+        return f"ansible-playbook {' '.join(self.args)} exited {self.returncode}:\n{self.output[-6000:]}"
+
+
+class Deployment:
+    """The inventory, vault and source snapshot of one test run."""
+
+    def __init__(self, fleet: HostFleet, hosts: list[TestHost], db_env: dict[str, str], workdir: Path) -> None:
+        self.fleet = fleet
+        self.hosts = hosts
+        self.db_env = db_env
+        self.workdir = workdir
+        self.source = workdir / "src"
+        self.wheelhouse = workdir / "wheelhouse"
+        self.canary_db = f"canary-db-{uuid.uuid4().hex}"
+        self.canary_mail = f"canary-mail-{uuid.uuid4().hex}"
+        self.vault_password_file = workdir / "vault-password"
+        self.vault_password_file.write_text(uuid.uuid4().hex + "\n")
+        self.vault_password_file.chmod(0o600)
+        self._snapshot_source()
+        self.inventory = self._write_inventory(workdir / "inventory", with_secrets=True)
+        self.inventory_without_secrets = self._write_inventory(workdir / "inventory-no-secrets", with_secrets=False)
+        self.runs: list[Run] = []
+
+    # -- source -------------------------------------------------------------------------------
+
+    def _snapshot_source(self) -> None:
+        self.source.mkdir()
+        for name in SOURCE_FILES:
+            path = REPO / name
+            if path.is_dir():
+                shutil.copytree(path, self.source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif path.is_file():
+                shutil.copy2(path, self.source / name)
+
+    @property
+    def version(self) -> str:
+        match = re.search(r'^version\s*=\s*"([^"]+)"', (self.source / "pyproject.toml").read_text(), re.M)
+        assert match, "no version in pyproject.toml"
+        return match[1]
+
+    def bump_version(self, local: str) -> str:
+        """Give the snapshot a new version (``X+local``) in pyproject.toml and ictq.__version__."""
+        old = self.version
+        new = f"{old.split('+')[0]}+{local}"
+        for path, pattern in ((self.source / "pyproject.toml", r'^version\s*=\s*"[^"]+"'),
+                              (self.source / "ictq" / "__init__.py", r'^__version__\s*=\s*"[^"]+"')):
+            text, count = re.subn(pattern, lambda m: m[0].replace(old, new), path.read_text(), flags=re.M)
+            assert count == 1, f"no version line in {path}"
+            path.write_text(text)
+        return new
+
+    # -- inventory and vault --------------------------------------------------------------------
+
+    def _write_inventory(self, directory: Path, with_secrets: bool) -> Path:
+        (directory / "group_vars" / "workers").mkdir(parents=True)
+        ssh_args = (f"-o UserKnownHostsFile={self.fleet.known_hosts} -o StrictHostKeyChecking=yes "
+                    "-o IdentitiesOnly=yes -o ConnectTimeout=10")
+        lines = ["[workers]"] + [f"{h.name} ansible_host={h.address}" for h in self.hosts] + [
+            "", "[workers:vars]", f"ansible_user={DEPLOY_USER}",
+            f"ansible_ssh_private_key_file={self.fleet.identity}", f"ansible_ssh_common_args='{ssh_args}'", "",
+        ]
+        (directory / "hosts.ini").write_text("\n".join(lines))
+        # group_vars/all applies to the implicit localhost too: the wheelhouse play reads it.
+        (directory / "group_vars" / "all.yml").write_text(
+            f"ictq_deploy_wheelhouse: {self.wheelhouse}\nictq_wheelhouse_source: {self.source}\n"
+        )
+        variables = {
+            "ictq_worker_db_connection": "pgsql",
+            "ictq_worker_db_host": self.db_env["DB_HOST"],
+            "ictq_worker_db_port": self.db_env["DB_PORT"],
+            "ictq_worker_db_database": self.db_env["DB_DATABASE"],
+            "ictq_worker_db_username": self.db_env["DB_USERNAME"],
+            "ictq_worker_numprocs": str(NUMPROCS),
+            "ictq_worker_sleep": str(SLEEP),
+            "ictq_worker_mail_mailer": "smtp",
+            "ictq_worker_jobs": "[e2e_jobs]",
+            "ictq_worker_queue_manager_src": str(self.source / "queue_manager.sh"),
+            "ictq_worker_app_files": f"[{{src: {Path(__file__).parent / 'e2e_jobs.py'}, dest: e2e_jobs.py}}]",
+        }
+        if with_secrets:
+            variables["ictq_worker_db_password"] = '"{{ vault_ictq_worker_db_password }}"'
+            variables["ictq_worker_mail_password"] = '"{{ vault_ictq_worker_mail_password }}"'
+            vault = directory / "group_vars" / "workers" / "vault.yml"
+            vault.write_text(f"vault_ictq_worker_db_password: {self.canary_db}\n"
+                             f"vault_ictq_worker_mail_password: {self.canary_mail}\n")
+            self._ansible("ansible-vault", "encrypt", "--vault-password-file", str(self.vault_password_file),
+                          str(vault))
+            assert self.canary_db not in vault.read_text()
+        (directory / "group_vars" / "workers" / "vars.yml").write_text(
+            "".join(f"{key}: {value}\n" for key, value in variables.items())
+        )
+        return directory / "hosts.ini"
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+        (self.workdir / "ansible-cp").mkdir(exist_ok=True)
+        (self.workdir / "ansible-tmp").mkdir(exist_ok=True)
+        env.update({
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.workdir / "ansible-cp"),
+            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        })
+        return env
+
+    def _ansible(self, tool: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(BIN / tool), *args], cwd=REPO, env=self._env(), capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if tool == "ansible-vault" and proc.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def playbook(self, *extra: str, inventory: Path | None = None, timeout: float = 600) -> Run:
+        """``ansible-playbook -i INVENTORY playbooks/deploy.yml`` from the repository root."""
+        args = ("-i", str(inventory or self.inventory), "playbooks/deploy.yml",
+                "--vault-password-file", str(self.vault_password_file), *extra)
+        started = time.monotonic()
+        proc = self._ansible("ansible-playbook", *args, timeout=timeout)
+        run = Run(args, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
+        self.runs.append(run)
+        return run
+
+    # -- looking at the hosts ---------------------------------------------------------------------
+
+    def sudo(self, host: TestHost, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``command`` as root on ``host``, over SSH (deploy user, then sudo)."""
+        return self.fleet.ssh(host, f"sudo -n sh -c {_quote(command)}", timeout=timeout)
+
+    def workers(self, host: TestHost) -> dict[str, tuple[str, int]]:
+        """Supervisor's view of the program on ``host``: process name -> (state, pid)."""
+        out = self.sudo(host, f"supervisorctl status '{PROGRAM}:*'").stdout
+        found: dict[str, tuple[str, int]] = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else 0
+                found[parts[0]] = (parts[1], pid)
+        return found
+
+    def pids(self) -> dict[str, dict[str, int]]:
+        return {h.name: {name: pid for name, (_, pid) in self.workers(h).items()} for h in self.hosts}
+
+    def records(self) -> list[list[str]]:
+        """What the e2e job wrote on every host: [n, host, pid, __version__, metadata version]."""
+        lines: list[list[str]] = []
+        for host in self.hosts:
+            out = self.sudo(host, f"cat {APP_DIR}/storage/e2e/records 2>/dev/null || true").stdout
+            lines += [line.split() for line in out.splitlines() if line.strip()]
+        return lines
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"

@@ -1,0 +1,264 @@
+"""``ansible-playbook -i inventory playbooks/deploy.yml`` on two real hosts over SSH.
+
+The hosts are Debian chroots with their own sshd (tests/support/hosts.py), reached as a
+non-root deploy user who becomes root through sudo; they share one fresh PostgreSQL database
+on 127.0.0.1. Everything is started here and torn down here. The tests run in file order on one
+deployment: first deploy and idempotence, then the state of each host (pytest-testinfra over
+SSH), jobs, secrets, refused configurations, and last a new ictq version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import testinfra  # type: ignore[import-untyped]
+
+from tests.e2e.deployment import APP_DIR, NUMPROCS, PROGRAM, SLEEP, VENV, Deployment, Run
+from tests.support.app import App, wait_for
+from tests.support.databases import fresh_database
+from tests.support.hosts import HostFleet, TestHost
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+USER = "ictq"
+
+
+@dataclass
+class Deployed:
+    deployment: Deployment
+    fleet: HostFleet
+    hosts: list[TestHost]
+    app: App
+    first: Run
+    second: Run
+    pids_after_first: dict[str, dict[str, int]]
+    pids_after_second: dict[str, dict[str, int]]
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    workdir = tmp_path_factory.mktemp("deploy")
+    with ExitStack() as stack:
+        fleet = stack.enter_context(HostFleet())
+        hosts = fleet.start(2)
+        database = stack.enter_context(fresh_database("pgsql", workdir))
+        app = App(workdir, "pgsql", database.env)
+        stack.callback(app.stop_all)
+        deployment = Deployment(fleet, hosts, database.env, workdir)
+        first = deployment.playbook("-v", "--diff")
+        assert first.returncode == 0, first.describe()
+        pids_first = deployment.pids()
+        second = deployment.playbook("-v", "--diff")
+        assert second.returncode == 0, second.describe()
+        sys.stderr.write(f"\ntest hosts: {fleet.timings}; deploy: first {first.seconds:.0f}s, "
+                         f"second {second.seconds:.0f}s\n")
+        yield Deployed(deployment, fleet, hosts, app, first, second, pids_first, deployment.pids())
+
+
+def infra(deployed: Deployed, host: TestHost) -> Any:
+    """A testinfra host over SSH, as the deploy user with sudo."""
+    return testinfra.get_host(f"ssh://{host.name}", ssh_config=str(deployed.fleet.ssh_config), sudo=True)
+
+
+def dispatch(deployed: Deployed, numbers: range) -> None:
+    for n in numbers:
+        result = deployed.app.ictq("dispatch", "e2e.record", "--data", json.dumps({"n": n}))
+        assert result.returncode == 0, result.stderr
+
+
+def wait_for_records(deployed: Deployed, numbers: range, timeout: float = 60) -> list[list[str]]:
+    wanted = {str(n) for n in numbers}
+
+    def done() -> list[list[str]] | None:
+        records = [r for r in deployed.deployment.records() if r[0] in wanted]
+        return records if {r[0] for r in records} == wanted else None
+
+    records: list[list[str]] = wait_for(done, timeout=timeout, interval=1, what=f"jobs {min(numbers)}..")
+    return records
+
+
+def running_pids(deployed: Deployed) -> dict[str, dict[str, int]]:
+    pids = deployed.deployment.pids()
+    for host in deployed.hosts:
+        states = deployed.deployment.workers(host)
+        assert len(states) == NUMPROCS, f"{host.name}: {states}"
+        assert all(state == "RUNNING" for state, _ in states.values()), f"{host.name}: {states}"
+    return pids
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_first_deploy_changes_the_hosts_and_the_second_changes_nothing(deployed: Deployed) -> None:
+    first, second = deployed.first.recap, deployed.second.recap
+    assert set(first) == {"localhost", "worker1", "worker2"}, deployed.first.describe()
+    for name in ("worker1", "worker2"):
+        assert first[name]["changed"] > 0
+    for name, counts in second.items():
+        assert counts["changed"] == 0, f"{name} changed on the second run:\n{deployed.second.describe()}"
+        assert counts["failed"] == counts["unreachable"] == 0
+    expected = {f"{PROGRAM}:{PROGRAM}_{i:02d}" for i in range(NUMPROCS)}
+    for host in deployed.hosts:
+        assert set(deployed.pids_after_first[host.name]) == expected
+        assert all(deployed.pids_after_first[host.name].values())
+    assert deployed.pids_after_second == deployed.pids_after_first
+    # The wheelhouse was built on the control node, where the inventory said.
+    assert list(deployed.deployment.wheelhouse.glob("ictq-*.whl"))
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["worker1", "worker2"])
+def test_host_state(deployed: Deployed, index: int) -> None:
+    host = deployed.hosts[index]
+    remote = infra(deployed, host)
+
+    user = remote.user(USER)
+    assert user.exists and user.uid != 0 and user.group == USER
+    assert user.shell == "/usr/sbin/nologin"
+
+    env = remote.file(f"{APP_DIR}/.env")
+    assert env.is_file and env.mode == 0o640 and env.user == USER and env.group == USER
+    assert "DB_CONNECTION='pgsql'" in env.content_string
+    assert f"DB_DATABASE='{deployed.deployment.db_env['DB_DATABASE']}'" in env.content_string
+
+    for i in range(NUMPROCS):
+        program = remote.supervisor(f"{PROGRAM}:{PROGRAM}_{i:02d}")
+        assert program.is_running, program.status
+        assert remote.process.get(pid=program.pid).user == USER
+        # One Supervisor log per process: no two processes write one rotated file.
+        assert remote.file(f"/var/log/supervisor/{PROGRAM}_{i:02d}.log").is_file
+
+    conf = remote.file(f"/etc/supervisor/conf.d/{PROGRAM}.conf")
+    assert conf.user == "root" and conf.mode == 0o644
+    assert conf.content_string == _supervisor_config_by_hand()
+
+    check = remote.run("timeout 60 logrotate --debug /etc/logrotate.d/ictq")
+    assert check.rc == 0 and "error" not in check.stderr.lower(), check.stderr
+
+    size = remote.run(f"timeout 60 runuser -u {USER} -- {VENV}/bin/ictq --env-file={APP_DIR}/.env size --json")
+    assert size.rc == 0, size.stderr
+    assert isinstance(json.loads(size.stdout), (dict, list))
+
+    log = remote.file(f"{APP_DIR}/storage/logs/queue.log")  # where the seed says
+    assert log.is_file and log.user == USER
+    for i in range(NUMPROCS):
+        assert f"worker={PROGRAM}_{i:02d}" in log.content_string
+
+    manager = remote.file(f"{APP_DIR}/queue_manager.sh")
+    assert manager.is_file and manager.mode == 0o750
+    shipped = deployed.deployment.source / "queue_manager.sh"
+    assert manager.sha256sum == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    status = remote.run(f"cd {APP_DIR} && timeout 60 ./queue_manager.sh status")
+    assert status.rc == 0, status.stdout + status.stderr
+
+
+def _supervisor_config_by_hand() -> str:
+    """What `ictq supervisor-config` prints for the role's settings: the same template."""
+    import subprocess
+
+    args = ["--app-dir", APP_DIR, "--venv", VENV, "--user", USER, "--numprocs", str(NUMPROCS),
+            "--sleep", str(SLEEP), "--retry-after", "90"]
+    proc = subprocess.run([sys.executable, "-m", "ictq", "supervisor-config", *args], capture_output=True,
+                          text=True, check=False, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_jobs_dispatched_from_the_control_node_run_on_the_hosts(deployed: Deployed) -> None:
+    numbers = range(1, 21)
+    dispatch(deployed, numbers)
+    records = wait_for_records(deployed, numbers)
+    assert sorted(int(r[0]) for r in records) == list(numbers), "each job runs exactly once"
+    pids = deployed.deployment.pids()
+    version = deployed.deployment.version
+    for n, host, pid, module_version, dist_version in records:
+        assert int(pid) in pids[host].values(), f"job {n} ran in {pid}, not a worker of {host}"
+        assert module_version == dist_version == version
+
+
+def test_logs_survive_rotation(deployed: Deployed) -> None:
+    for host in deployed.hosts:
+        rotate = deployed.deployment.sudo(host, "logrotate --force /etc/logrotate.d/ictq")
+        assert rotate.returncode == 0, rotate.stderr
+    numbers = range(101, 111)
+    dispatch(deployed, numbers)
+    wait_for_records(deployed, numbers)
+    for host in deployed.hosts:
+        rotated = deployed.deployment.sudo(host, f"ls {APP_DIR}/storage/logs/")
+        assert "queue.log.1" in rotated.stdout, rotated.stdout
+        after = deployed.deployment.sudo(host, f"cat {APP_DIR}/storage/logs/queue.log").stdout
+        assert after.strip(), f"{host.name}: nothing logged after rotation"
+
+
+def test_vault_secrets_are_never_shown(deployed: Deployed) -> None:
+    deployment = deployed.deployment
+    canaries = (deployment.canary_db, deployment.canary_mail)
+    for host in deployed.hosts:
+        env = deployment.sudo(host, f"cat {APP_DIR}/.env").stdout
+        assert all(canary in env for canary in canaries), "the canaries did reach the hosts"
+        for canary in canaries:
+            found = deployment.sudo(host, f"grep -rlF -- {shlex.quote(canary)} /var/log {APP_DIR}/storage")
+            assert found.returncode == 1, f"{host.name}: canary in {found.stdout}{found.stderr}"
+    for run in deployment.runs:
+        assert "-v" in run.args
+        for canary in canaries:
+            assert canary not in run.output, f"canary in the output of ansible-playbook {' '.join(run.args)}"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["-e", "ictq_worker_timeout=90"], "lower ictq_worker_timeout or raise ictq_worker_retry_after"),
+    (["-e", "ictq_worker_stopwaitsecs=60"], "raise ictq_worker_stopwaitsecs"),
+    (["-e", "ictq_worker_numprocs=0"], "Need numprocs >= 1"),
+    (["--missing-secret"], "a secret is missing: ictq_worker_db_password"),
+], ids=["timeout-not-below-retry-after", "stopwaitsecs-not-above-timeout", "numprocs-0", "missing-secret"])
+def test_bad_variables_fail_fast(deployed: Deployed, extra: list[str], message: str) -> None:
+    deployment = deployed.deployment
+    before = deployment.pids()
+    if extra == ["--missing-secret"]:
+        run = deployment.playbook("-v", inventory=deployment.inventory_without_secrets)
+    else:
+        run = deployment.playbook("-v", *extra)
+    assert run.returncode != 0, run.describe()
+    assert message in " ".join(run.output.split()), run.describe()
+    for name in ("worker1", "worker2"):
+        assert run.recap[name]["changed"] == 0 and run.recap[name]["failed"] == 1, run.describe()
+    assert deployment.pids() == before
+
+
+def test_a_new_ictq_version_restarts_the_workers_on_the_new_code(deployed: Deployed) -> None:
+    deployment = deployed.deployment
+    before = running_pids(deployed)
+    new_version = deployment.bump_version(f"e2e{int(time.time())}")
+    run = deployment.playbook("-v")
+    assert run.returncode == 0, run.describe()
+    for name in ("worker1", "worker2"):
+        assert run.recap[name]["changed"] > 0
+
+    def restarted() -> dict[str, dict[str, int]] | None:
+        pids = deployment.pids()
+        for host in deployed.hosts:
+            states = deployment.workers(host)
+            if len(states) != NUMPROCS or any(state != "RUNNING" for state, _ in states.values()):
+                return None
+            if set(pids[host.name].values()) & set(before[host.name].values()):
+                return None
+        return pids
+
+    after = wait_for(restarted, timeout=90, interval=1, what="every worker restarted with a new PID")
+    numbers = range(201, 221)
+    dispatch(deployed, numbers)
+    for n, host, pid, module_version, dist_version in wait_for_records(deployed, numbers):
+        assert module_version == dist_version == new_version, f"job {n} ran on the old code"
+        assert int(pid) in after[host].values()
+
+    again = deployment.playbook("-v")
+    assert again.returncode == 0, again.describe()
+    assert all(counts["changed"] == 0 for counts in again.recap.values()), again.describe()
+    assert deployment.pids() == after

@@ -1,0 +1,240 @@
+"""The deploy templates (top-level ``templates/``), rendered as the role and ``ictq supervisor-config`` do."""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+from click.testing import CliRunner
+
+from ictq.cli import cli
+from ictq.config import load_settings
+from ictq.deploy import WorkerProgram, find_templates, render_program, render_template
+from ictq.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO / "templates"
+ROLE = REPO / "roles" / "ictq_worker"
+EXAMPLE_VARS = REPO / "group_vars.example" / "workers"
+EXAMPLE_VAULT_PASSWORD = "ictq-example-vault-password"
+
+
+def role_defaults() -> dict[str, Any]:
+    data = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def role_options() -> dict[str, dict[str, Any]]:
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert isinstance(options, dict)
+    return options
+
+
+def role_variables(**changes: Any) -> dict[str, Any]:
+    """The role's defaults as Ansible would pass them, for rendering with plain Jinja2."""
+    values = {k: v for k, v in role_defaults().items() if "{{" not in str(v)}
+    values.update(changes)
+    return values
+
+
+def program(**changes: Any) -> WorkerProgram:
+    return WorkerProgram(app_dir="/srv/ict", venv="/opt/ictq/venv", **changes)
+
+
+def parse_ini(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    return parser
+
+
+# -- laravel-worker.conf ----------------------------------------------------------------------
+
+
+def test_the_program_has_what_supervisor_needs_for_several_workers() -> None:
+    section = parse_ini(render_program(program(), TEMPLATES))["program:laravel-worker"]
+    assert section["process_name"] == "%(program_name)s_%(process_num)02d"
+    assert section["command"].split() == [
+        "/opt/ictq/venv/bin/ictq", "--env-file=/srv/ict/.env", "work", "--queue=default", "--sleep=3",
+        "--tries=3", "--backoff=0", "--timeout=60", "--memory=128", "--max-time=3600",
+        "--name=%(program_name)s_%(process_num)02d",
+    ]
+    assert section["directory"] == "/srv/ict"
+    assert section["user"] == "ictq"
+    assert section["numprocs"] == "2"
+    for key in ("autostart", "autorestart", "stopasgroup", "killasgroup"):
+        assert section[key] == "true"
+    assert int(section["stopwaitsecs"]) > 60
+    # One log file per process: Supervisor rotates it, and no two processes share it.
+    assert "%(process_num)02d" in section["stdout_logfile"]
+    assert section["redirect_stderr"] == "true"
+
+
+def test_options_reach_the_command_line() -> None:
+    text = render_program(program(queue="high,default", numprocs=8, max_jobs=500, timeout=30,
+                                  extra_args=("--force",), autostart=False), TEMPLATES)
+    section = parse_ini(text)["program:laravel-worker"]
+    assert "--queue=high,default" in section["command"].split()
+    assert "--max-jobs=500" in section["command"].split()
+    assert section["command"].endswith(" --force")
+    assert section["numprocs"] == "8"
+    assert section["autostart"] == "false"
+
+
+def test_the_role_and_the_command_render_the_same_file() -> None:
+    by_role = render_template(TEMPLATES, "laravel-worker.conf.j2",
+                              role_variables(ictq_worker_app_dir="/srv/ict", ictq_worker_venv="/opt/ictq/venv"))
+    assert by_role == render_program(program(), TEMPLATES)
+
+
+def test_the_command_has_the_role_defaults() -> None:
+    defaults = role_defaults()
+    for item in dataclasses.fields(WorkerProgram):
+        if item.name in ("app_dir", "venv", "extra_args"):
+            continue
+        assert getattr(WorkerProgram, item.name) == defaults[f"ictq_worker_{item.name}"], item.name
+    assert defaults["ictq_worker_extra_args"] == []
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"timeout": 90}, "below DB_QUEUE_RETRY_AFTER=90"),
+    ({"timeout": 120, "stopwaitsecs": 150}, "below DB_QUEUE_RETRY_AFTER=90"),
+    ({"timeout": 0}, "at least 1"),
+    ({"stopwaitsecs": 60}, "raise --stopwaitsecs"),
+    ({"numprocs": 0}, "at least one worker"),
+    ({"user": "root"}, "never run as root"),
+])
+def test_a_config_that_cannot_work_is_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render_program(program(**changes), TEMPLATES)
+
+
+def test_supervisor_config_command(tmp_path: Path) -> None:
+    out = tmp_path / "laravel-worker.conf"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["supervisor-config", "--app-dir", "/srv/ict", "--venv", "/opt/ictq/venv",
+                                 "--numprocs", "4", "--retry-after", "90", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert parse_ini(out.read_text())["program:laravel-worker"]["numprocs"] == "4"
+
+
+def test_supervisor_config_reads_retry_after_from_the_env_file(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DB_CONNECTION=sqlite\nDB_QUEUE_RETRY_AFTER=40\n")
+    proc = subprocess.run([sys.executable, "-m", "ictq", "--env-file", str(env), "supervisor-config"],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "timeout=60 must be at least 1 and below DB_QUEUE_RETRY_AFTER=40" in proc.stderr
+    assert proc.stderr.count("\n") == 1, "one line, no traceback"
+
+
+def test_templates_are_found_or_the_error_says_where_to_look(tmp_path: Path) -> None:
+    assert find_templates() == TEMPLATES
+    assert find_templates(environ={"ICTQ_TEMPLATES": str(TEMPLATES)}) == TEMPLATES
+    with pytest.raises(ConfigError, match=r"no laravel-worker\.conf\.j2 there"):
+        find_templates(str(tmp_path))
+
+
+# -- .env -------------------------------------------------------------------------------------
+
+
+def test_env_round_trips_through_ictqs_own_parser(tmp_path: Path) -> None:
+    # Single-quoted values stay literal in ictq's parser, as in Laravel's: ${NAME} included.
+    tricky = "p'a\\ss $HOME ${HOME} {x} \"q\" #x $y"
+    text = render_template(TEMPLATES, "env.j2", role_variables(
+        ictq_worker_db_password=tricky, ictq_worker_mail_password="m@il'pw", ictq_worker_jobs=["app.jobs", "b"],
+        ictq_worker_env_extra={"APP_DEBUG": "false"}, ictq_worker_env_secrets={"SENTRY_TOKEN": "t0k3n'"},
+    ))
+    env = tmp_path / ".env"
+    env.write_text(text)
+    settings = load_settings(env, environ={})
+    assert settings.db.password == tricky
+    assert settings.db.connection == "pgsql" and settings.db.host == "127.0.0.1" and settings.db.port == 5432
+    assert settings.retry_after == 90
+    assert settings.job_modules == ("app.jobs", "b")
+    assert settings.queue_connection == "database"
+    assert settings.get("MAIL_PASSWORD") == "m@il'pw"
+    assert settings.get("SENTRY_TOKEN") == "t0k3n'"
+    assert settings.get("APP_DEBUG") == "false"
+    assert tricky in settings.secrets
+
+
+# -- logrotate --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("copytruncate", [True, False])
+def test_logrotate_file_passes_logrotate_debug(tmp_path: Path, copytruncate: bool) -> None:
+    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not Path(logrotate).exists():
+        pytest.fail("logrotate is not installed (see TEST_PACKAGES in the Makefile)")
+    (tmp_path / "storage" / "logs").mkdir(parents=True)
+    (tmp_path / "storage" / "logs" / "queue.log").write_text("line\n" * 10)
+    text = render_template(TEMPLATES, "logrotate.j2", role_variables(
+        ictq_worker_app_dir=str(tmp_path), ictq_worker_user="root", ictq_worker_group="root",
+        ictq_worker_logrotate_copytruncate=copytruncate, ictq_worker_logrotate_postrotate="true",
+    ))
+    assert ("copytruncate" in text) is copytruncate
+    assert f"{tmp_path}/storage/logs/*.log {{" in text
+    config = tmp_path / "ictq.logrotate"
+    config.write_text(text)
+    config.chmod(0o644)
+    proc = subprocess.run([logrotate, "--debug", "--state", str(tmp_path / "state"), str(config)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr.lower(), proc.stderr
+    assert "queue.log" in proc.stderr
+
+
+def test_logrotate_debug_rejects_a_broken_file(tmp_path: Path) -> None:
+    logrotate = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    config = tmp_path / "broken"
+    config.write_text(f"{tmp_path}/*.log {{\n    rotate many\n}}\n")
+    proc = subprocess.run([logrotate, "--debug", "--state", str(tmp_path / "state"), str(config)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0, "the role's validate step relies on this exit code"
+
+
+# -- role interface and examples --------------------------------------------------------------
+
+
+def test_every_default_is_declared_in_the_argument_specs() -> None:
+    options, defaults = role_options(), role_defaults()
+    assert set(defaults) <= set(options)
+    for name, value in defaults.items():
+        if "{{" not in str(value):
+            assert options[name].get("default") == value, name
+    secrets = {name for name, spec in options.items() if spec.get("no_log")}
+    assert secrets == {"ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key",
+                       "ictq_worker_env_secrets"}
+    assert not secrets & set(defaults), "secrets have no default"
+    assert all(name.startswith("ictq_worker_") for name in options)
+
+
+def test_the_example_vars_show_every_variable_with_the_secrets_vaulted() -> None:
+    from ansible.parsing.vault import VaultLib, VaultSecret  # type: ignore[import-untyped]
+
+    example = yaml.safe_load((EXAMPLE_VARS / "vars.yml").read_text())
+    missing = set(role_options()) - set(example) - {"ictq_worker_wheelhouse"}
+    assert not missing, f"not shown in the example vars: {sorted(missing)}"
+    vault_text = (EXAMPLE_VARS / "vault.yml").read_bytes()
+    assert vault_text.startswith(b"$ANSIBLE_VAULT;")
+    vault = VaultLib([("default", VaultSecret(EXAMPLE_VAULT_PASSWORD.encode()))])
+    secrets = yaml.safe_load(vault.decrypt(vault_text))
+    for name in ("ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key"):
+        assert example[name] == f"{{{{ vault_{name} }}}}"
+        assert f"vault_{name}" in secrets
+
+
+def test_the_playbook_parses() -> None:
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check",
+                           "-i", "inventory.example", "playbooks/deploy.yml"],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
