@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -62,43 +62,54 @@ class Client:
             jobs.check_arguments(spec, data)
         if self.settings.queue_connection == "sync":
             return self._run_now(name, data)
-        target, row, job_uuid = self._row(name, data, spec, queue, _seconds(delay))
-        return Dispatched(self.storage.push(row), job_uuid, name, target)
+        seconds = _seconds(delay)
+        now = int(self.clock())
+        target = self._queue(spec, queue)
+        job_uuid, text = self._template(name, spec, now, seconds).render(data)
+        return Dispatched(self.storage.push(NewJob(target, text, now + seconds, now)), job_uuid, name, target)
 
     def dispatch_many(
         self, name: str, items: Iterable[Mapping[str, Any]], queue: str | None = None, delay: Delay = None
     ) -> list[Dispatched]:
-        """Queue one job per item, all in one transaction."""
+        """Queue one job per item, all in one transaction (COPY on PostgreSQL, multi-row
+        inserts elsewhere). Rows stream to the database while later ones are encoded."""
         spec = jobs.find(name)
-        prepared = [dict(item) for item in items]
-        if spec is not None:
-            for data in prepared:
-                jobs.check_arguments(spec, data)
         if self.settings.queue_connection == "sync":
-            return [self._run_now(name, data) for data in prepared]
+            return [self._run_now(name, dict(item)) for item in items]
         seconds = _seconds(delay)
-        built = [self._row(name, data, spec, queue, seconds) for data in prepared]
-        self.storage.push_many([row for _, row, _ in built])
-        return [Dispatched(None, job_uuid, name, target) for target, _, job_uuid in built]
-
-    def _row(
-        self, name: str, data: dict[str, Any], spec: jobs.JobSpec | None, queue: str | None, delay: int
-    ) -> tuple[str, NewJob, str]:
         now = int(self.clock())
-        target = queue or (spec.queue if spec else None) or self.settings.default_queue
-        job_uuid, text = payload.build(
+        target = self._queue(spec, queue)
+        template = self._template(name, spec, now, seconds)
+        uuids: list[str] = []
+
+        def rows() -> Iterator[NewJob]:
+            for item in items:
+                if spec is not None:
+                    jobs.check_arguments(spec, item)
+                job_uuid, text = template.render(item)
+                uuids.append(job_uuid)
+                yield NewJob(target, text, now + seconds, now)
+
+        self.storage.push_many(rows())
+        return [Dispatched(None, job_uuid, name, target) for job_uuid in uuids]
+
+    def _queue(self, spec: jobs.JobSpec | None, queue: str | None) -> str:
+        return queue or (spec.queue if spec else None) or self.settings.default_queue
+
+    def _template(self, name: str, spec: jobs.JobSpec | None, now: int, delay: int) -> payload.Template:
+        if spec is None:
+            return payload.Template(name, created_at=now, delay=delay or None)
+        return payload.Template(
             name,
-            data,
             created_at=now,
             delay=delay or None,
-            max_tries=spec.tries if spec else None,
-            max_exceptions=spec.max_exceptions if spec else None,
-            fail_on_timeout=spec.fail_on_timeout if spec else False,
-            backoff=spec.backoff if spec else None,
-            timeout=spec.timeout if spec else None,
-            retry_until=now + spec.retry_until if spec and spec.retry_until else None,
+            max_tries=spec.tries,
+            max_exceptions=spec.max_exceptions,
+            fail_on_timeout=spec.fail_on_timeout,
+            backoff=spec.backoff,
+            timeout=spec.timeout,
+            retry_until=now + spec.retry_until if spec.retry_until else None,
         )
-        return target, NewJob(target, text, now + delay, now), job_uuid
 
     def _run_now(self, name: str, data: dict[str, Any]) -> Dispatched:
         """``QUEUE_CONNECTION=sync``: run the job in this process, now; errors propagate."""

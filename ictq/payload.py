@@ -62,25 +62,63 @@ def build(
     retry_until: int | None = None,
 ) -> tuple[str, str]:
     """Encode a Python job as a Laravel envelope; return ``(uuid, payload)``."""
-    job_uuid = str(uuidlib.uuid4())
-    envelope = {
-        "uuid": job_uuid,
-        "displayName": name,
-        "job": name,
-        "maxTries": max_tries,
-        "maxExceptions": max_exceptions,
-        "failOnTimeout": fail_on_timeout,
-        "backoff": ",".join(str(b) for b in backoff) if backoff else None,
-        "timeout": timeout,
-        "retryUntil": retry_until,
-        "data": dict(data),
-        "createdAt": created_at,
-        "delay": delay,
-    }
-    try:
-        return job_uuid, json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DispatchError(f"data for job {name} is not JSON-serializable: {exc}") from None
+    return Template(name, created_at=created_at, delay=delay, max_tries=max_tries, max_exceptions=max_exceptions,
+                    fail_on_timeout=fail_on_timeout, backoff=backoff, timeout=timeout,
+                    retry_until=retry_until).render(data)
+
+
+_UUID_MARK = "\\u0001uuid"  # how json writes "\x01uuid"
+_DATA_MARK = "\\u0001data"
+
+
+class Template:
+    """The envelope of one job name and policy, encoded once; :meth:`render` adds a uuid and
+    the data. Many payloads of one dispatch share it, so a bulk dispatch encodes only the data."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        created_at: int,
+        delay: int | None = None,
+        max_tries: int | None = None,
+        max_exceptions: int | None = None,
+        fail_on_timeout: bool = False,
+        backoff: tuple[int, ...] | None = None,
+        timeout: int | None = None,
+        retry_until: int | None = None,
+    ) -> None:
+        self.name = name
+        envelope = {
+            "uuid": "\x01uuid",
+            "displayName": name,
+            "job": name,
+            "maxTries": max_tries,
+            "maxExceptions": max_exceptions,
+            "failOnTimeout": fail_on_timeout,
+            "backoff": ",".join(str(b) for b in backoff) if backoff else None,
+            "timeout": timeout,
+            "retryUntil": retry_until,
+            "data": "\x01data",
+            "createdAt": created_at,
+            "delay": delay,
+        }
+        text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        head, rest = text.split(f'"{_UUID_MARK}"')
+        middle, tail = rest.split(f'"{_DATA_MARK}"')
+        self._head, self._middle, self._tail = head + '"', '"' + middle, tail
+
+    def render(self, data: Mapping[str, Any]) -> tuple[str, str]:
+        """``(uuid, payload)`` for one job."""
+        job_uuid = str(uuidlib.uuid4())
+        try:
+            encoded = _encode(data)
+        except (TypeError, ValueError) as exc:
+            raise DispatchError(f"data for job {self.name} is not JSON-serializable: {exc}") from None
+        return job_uuid, f"{self._head}{job_uuid}{self._middle}{encoded}{self._tail}"
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def parse(text: str | bytes) -> Envelope:

@@ -199,10 +199,8 @@ class Worker:
     def _check_database(self) -> None:
         """Fail at start, in one line, on what no retry can fix (a wrong path, missing tables);
         a database that is merely down is waited for by the loop."""
-        try:
+        with contextlib.suppress(DatabaseUnavailable):
             self.control.refresh(force=True)
-        except DatabaseUnavailable:
-            pass
 
     def _stop_reason(self) -> Stop | None:
         """Every reason for the worker to stop, in one place."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -182,13 +182,14 @@ class Storage(abc.ABC):
     def _inserted_id(self, cursor: Any) -> int:
         return int(cursor.fetchone()[0])
 
-    def push_many(self, jobs: Sequence[NewJob]) -> int:
+    def push_many(self, jobs: Iterable[NewJob]) -> int:
         """Insert many jobs in one transaction; return how many."""
-        if not jobs:
+        rows = [_row(job) for job in jobs]
+        if not rows:
             return 0
         with self.transaction():
-            self.connection.cursor().executemany(self.sql["push_many"], [_row(job) for job in jobs])
-        return len(jobs)
+            self.connection.cursor().executemany(self.sql["push_many"], rows)
+        return len(rows)
 
     def param_time(self, moment: datetime) -> Any:
         """A UTC moment as this driver wants it for a timestamp column."""
@@ -284,6 +285,8 @@ def _row(job: NewJob) -> dict[str, Any]:
     return {
         "queue": job.queue,
         "payload": job.payload,
+        "attempts": 0,
+        "reserved_at": None,
         "available_at": job.available_at,
         "created_at": job.created_at,
     }

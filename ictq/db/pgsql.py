@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import select
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
 
-from ictq.db.base import Reserved, Storage
+from ictq.db.base import NewJob, Reserved, Storage
 from ictq.sql import load_queries
 from ictq.wakeup import Waker
 
@@ -54,6 +54,14 @@ class PgsqlStorage(Storage):
         if isinstance(exc, psycopg.errors.OperationalError | psycopg.InterfaceError):
             return True
         return self._conn is not None and bool(self._conn.closed)
+
+    def push_many(self, jobs: Iterable[NewJob]) -> int:
+        count = 0
+        with self.transaction(), self.connection.cursor().copy(self.sql["push_many"]) as copy:
+            for job in jobs:
+                copy.write_row((job.queue, job.payload, 0, job.available_at, job.created_at))
+                count += 1
+        return count
 
     def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:

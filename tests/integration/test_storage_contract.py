@@ -145,3 +145,18 @@ LARAVEL_DDL = {
         "alter table `failed_jobs` add unique `failed_jobs_uuid_unique`(`uuid`)",
     ],
 }
+
+
+def test_bulk_dispatch_writes_the_same_envelope_as_single_dispatch(app: App) -> None:
+    import tests.support.jobs  # noqa: F401 - the registered policy goes into the payloads
+
+    client = app.client(clock=lambda: 1_800_000_000.0)
+    one = client.dispatch("test.flaky", {"n": 0, "failures": 0})
+    many = client.dispatch_many("test.flaky", ({"n": i, "failures": 0} for i in range(1, 2001)), delay=5)
+    stored = rows(app.storage(), "SELECT payload, available_at, created_at, attempts FROM jobs ORDER BY id")
+    assert len(stored) == 2001 and [d.uuid for d in [one, *many]] == [json.loads(r[0])["uuid"] for r in stored]
+    first, second = json.loads(stored[0][0]), json.loads(stored[1][0])
+    assert set(first) == set(second) and first["maxTries"] == second["maxTries"] == 3
+    assert second["backoff"] == "2,5" and second["delay"] == 5 and second["data"] == {"n": 1, "failures": 0}
+    assert stored[1][1:] == (1_800_000_005, 1_800_000_000, 0)
+    assert len({d.uuid for d in many}) == 2000

@@ -34,9 +34,10 @@ SELECT id, uuid, connection, queue, payload, exception, failed_at FROM `{failed_
 INSERT INTO `{jobs}` (queue, payload, attempts, reserved_at, available_at, created_at)
 VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
 
+-- Only placeholders in VALUES: PyMySQL's executemany then sends multi-row INSERTs.
 -- name: push_many
 INSERT INTO `{jobs}` (queue, payload, attempts, reserved_at, available_at, created_at)
-VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
+VALUES (%(queue)s, %(payload)s, %(attempts)s, %(reserved_at)s, %(available_at)s, %(created_at)s);
 
 -- Claiming takes two statements in one transaction (MySQL has no UPDATE ... RETURNING):
 -- lock up to %(limit)s claimable rows, skipping rows other workers hold, then reserve them.

@@ -41,9 +41,9 @@ INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, creat
 VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s)
 RETURNING id;
 
+-- Bulk dispatch streams rows with COPY (the insert trigger still fires, once).
 -- name: push_many
-INSERT INTO "{jobs}" (queue, payload, attempts, reserved_at, available_at, created_at)
-VALUES (%(queue)s, %(payload)s, 0, NULL, %(available_at)s, %(created_at)s);
+COPY "{jobs}" (queue, payload, attempts, available_at, created_at) FROM STDIN;
 
 -- Claim up to %(limit)s jobs of one queue in one statement: available ones and reservations
 -- older than retry_after (their worker died). SKIP LOCKED lets many workers claim at once.

@@ -1,0 +1,99 @@
+"""Batch claims, batched acknowledgements and wake-ups, on each database."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import time
+
+import pytest
+
+from ictq.claims import Claims
+from ictq.lease import LeaseKeeper
+from tests.support.app import App, count_rows, rows, wait_for
+
+
+def test_a_batch_is_claimed_in_one_go_and_unstarted_jobs_are_handed_back(app: App) -> None:
+    app.client().dispatch_many("test.record", [{"n": i} for i in range(10)])
+    storage = app.storage()
+    lease = LeaseKeeper(app.storage(), 30, time.time, logging.getLogger("test"))
+    claims = Claims(storage, lease, ("default",), 90, time.time, max_batch=8)
+    claims.batch = 8
+    first = claims.next(frozenset())
+    assert first is not None and claims.buffered == 7
+    assert count_rows(storage, "jobs", "reserved_at IS NOT NULL") == 8
+    claims.done(first)
+    assert claims.hand_back() == 7
+    claims.flush()
+    assert rows(storage, "SELECT COUNT(*), MAX(attempts), MIN(attempts) FROM jobs WHERE reserved_at IS NULL") == [
+        (9, 0, 0)]
+    assert claims.batch == 8  # a full batch keeps the size (capped at max_batch)
+
+
+def test_a_stopping_worker_hands_back_its_unstarted_claims_at_once(app: App) -> None:
+    app.write_env(DB_QUEUE_RETRY_AFTER="600")
+    app.client().dispatch_many("test.slow", [{"n": i, "seconds": 0.2} for i in range(40)])
+    proc = app.worker("--sleep", "0.1")
+    wait_for(lambda: len(app.executions("record")) >= 8, what="the batches to grow")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    done = len(app.executions("record"))
+    storage = app.storage()
+    assert count_rows(storage, "jobs", "reserved_at IS NOT NULL") == 0
+    assert count_rows(storage, "jobs") == 40 - done
+    assert rows(storage, "SELECT MAX(attempts) FROM jobs") == [(0,)]
+    assert "handed-back worker=default jobs=" in app.log_text()
+    rest = app.worker("--sleep", "0.1", "--stop-when-empty")  # nothing waits for retry_after
+    assert rest.wait(timeout=60) == 0
+    assert sorted(int(n) for n in app.executions("record")) == list(range(40))
+
+
+def test_batched_acks_survive_a_crash(app: App) -> None:
+    app.client().dispatch_many("test.slow", [{"n": i, "seconds": 0.01} for i in range(300)])
+    app.write_env(DB_QUEUE_RETRY_AFTER="3")
+    victim = app.worker("--sleep", "0.1", "--tries", "3")
+    wait_for(lambda: len(app.executions("record")) >= 100, what="a third of the jobs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    finisher = app.worker("--sleep", "0.1", "--tries", "3")
+    wait_for(lambda: count_rows(app.storage(), "jobs") == 0, timeout=90, what="every job acknowledged")
+    finisher.send_signal(signal.SIGTERM)
+    assert finisher.wait(timeout=30) == 0
+    runs = collections.Counter(int(n) for n in app.executions("record"))
+    assert sorted(runs) == list(range(300))  # none lost
+    duplicates = sum(count - 1 for count in runs.values())
+    assert duplicates <= 2 * 64 + 1  # at most what was claimed or unacknowledged at the kill
+    assert count_rows(app.storage(), "failed_jobs") == 0
+
+
+@pytest.mark.parametrize("dialect", ["pgsql"])
+def test_notify_wakes_an_idle_worker_and_polling_covers_a_lost_notify(app: App) -> None:
+    proc = app.worker("--sleep", "30")
+    wait_for(lambda: "worker-started" in app.log_text(), what="the worker")
+    time.sleep(0.5)
+    app.client().dispatch("test.record", {"n": 1})
+    wait_for(lambda: app.executions() == ["1"], timeout=10, what="the notified worker")  # far below --sleep 30
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+    storage = app.storage()
+    storage.connection.cursor().execute('DROP TRIGGER "jobs_ictq_notify" ON "jobs"')  # notifications now lost
+    proc = app.worker("--sleep", "1")
+    wait_for(lambda: "worker-started" in app.log_text().split("reason=signal")[-1], what="the second worker")
+    time.sleep(0.5)
+    app.client().dispatch("test.record", {"n": 2})
+    wait_for(lambda: app.executions() == ["1", "2"], timeout=15, what="the polling fallback")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mysql"])
+def test_an_idle_worker_probes_often_without_a_long_sleep(app: App) -> None:
+    proc = app.worker("--sleep", "30")
+    wait_for(lambda: "worker-started" in app.log_text(), what="the worker")
+    time.sleep(1.0)  # well into the idle backoff
+    app.client().dispatch("test.record", {"n": 1})
+    wait_for(lambda: app.executions() == ["1"], timeout=10, what="the probing worker")  # far below --sleep 30
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
