@@ -105,7 +105,8 @@ def _backoff(ctx: click.Context, param: click.Parameter, value: str) -> tuple[in
 @click.option("--jobs", "job_modules", help="Python modules that register jobs, comma-separated (adds to ICTQ_JOBS).")
 @click.option("--name", default="default", show_default=True, help="The worker's name (in logs).")
 @click.option("--sleep", type=click.FloatRange(min=0), default=3, show_default=True,
-              help="Seconds to sleep when no job is available.")
+              help="Longest idle wait between full checks for jobs. PostgreSQL workers wake at once on "
+                   "NOTIFY; elsewhere a cheap probe runs every 5-50 ms while idle.")
 @click.option("--tries", type=click.IntRange(min=0), default=1, show_default=True,
               help="Attempts before a job fails (0 = unlimited), unless the job sets its own.")
 @click.option("--backoff", default="0", show_default=True, callback=_backoff,
