@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/test-services $(TEST_PACKAGES)
-	$(BIN)/ruff check ictq tests
+	$(BIN)/ruff check ictq tests fabfile
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check ictq tests
+	$(BIN)/ruff check ictq tests fabfile
 	$(BIN)/mypy
 
 # The benchmark (bench/README.md): ictq and its peers side by side; BENCH_ARGS="--quick" for a smoke run.

@@ -1,12 +1,12 @@
 """The worker's claimed jobs: batch claims, a local buffer, batched acknowledgements.
 
 A claim takes up to ``batch`` jobs of the first non-empty queue (in ``--queue`` order) in one
-round trip; the batch size adapts (it doubles while claims come back full, up to
-:data:`MAX_BATCH`, and falls back to what the queue had). Claimed jobs wait in a local buffer,
-leased by the lease keeper, and run one by one. Finished jobs are deleted in batches: before
-the next claim, before the worker idles, when :data:`ACK_MAX_DELAY` has passed, and at exit.
-A stopping worker hands back the jobs it claimed and did not start, at once, with their
-attempt taken back. Every write is fenced by ``(id, attempts)``.
+transaction, which also deletes the jobs finished since the last claim. The batch size adapts:
+it doubles while claims come back full, up to :data:`MAX_BATCH`, and falls back to what the
+queue had. Claimed jobs wait in a local buffer, leased by the lease keeper, and run one by one.
+Finished jobs are deleted in batches: with the next claim, when :data:`ACK_MAX_DELAY` has
+passed, and at exit. A stopping worker hands back the jobs it claimed and did not start, at
+once, with their attempt taken back. Every write is fenced by ``(id, attempts)``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ ACK_MAX_DELAY = 0.5
 
 class Claims:
     def __init__(self, storage: Storage, lease: LeaseKeeper, queues: tuple[str, ...], retry_after: int,
-                 clock: Callable[[], float], max_batch: int = MAX_BATCH) -> None:
+                 clock: Callable[[], float], max_batch: int = MAX_BATCH, holder: str | None = None) -> None:
+        self.holder = holder
         self.storage = storage
         self.lease = lease
         self.queues = queues
@@ -44,23 +45,37 @@ class Claims:
         if paused and any(job.queue in paused for job in self._buffer):
             self.hand_back([job for job in self._buffer if job.queue in paused])
         if not self._buffer:
-            self.flush()
             self._claim(paused, limit)
         return self._buffer.popleft() if self._buffer else None
 
     def _claim(self, paused: frozenset[str], limit: int) -> None:
+        """Claim from the first non-empty queue; the pending acks go in the first claim's commit."""
         size = min(self.batch, limit) if limit > 0 else self.batch
         now = int(self.clock())
         for queue in self.queues:
             if queue in paused:
                 continue
-            claimed = self.storage.claim(queue, now, self.retry_after, size)
+            claimed = self._claim_with_acks(queue, now, size)
             if claimed:
                 self.lease.hold(claimed)
                 self._buffer.extend(claimed)
                 self.batch = min(self.max_batch, size * 2) if len(claimed) == size else max(1, len(claimed))
                 return
         self.batch = 1
+        self.flush()  # every queue paused: nothing carried the acks
+
+    def _claim_with_acks(self, queue: str, now: int, size: int) -> list[Reserved]:
+        acks = self._acks
+        if acks:
+            self.lease.let_go(acks)
+        try:
+            claimed = self.storage.claim(queue, now, self.retry_after, size, done=acks, holder=self.holder)
+        except BaseException:
+            if acks:
+                self.lease.hold(acks)
+            raise
+        self._acks = []
+        return claimed
 
     def done(self, job: Reserved) -> None:
         """``job`` finished: delete it with the next batch of acknowledgements."""
@@ -98,6 +113,11 @@ class Claims:
         buffered, acks = list(self._buffer), list(self._acks)
         storage.unclaim_many(buffered)
         storage.delete_many(acks)
+
+    def held(self) -> list[Reserved]:
+        """Claimed jobs that are not running: waiting in the buffer, or finished and unacknowledged.
+        (Read from the lease thread for the heartbeat: a copy, and a stale one is harmless.)"""
+        return list(self._buffer) + list(self._acks)
 
     @property
     def buffered(self) -> int:

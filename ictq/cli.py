@@ -106,7 +106,7 @@ def _backoff(ctx: click.Context, param: click.Parameter, value: str) -> tuple[in
 @click.option("--name", default="default", show_default=True, help="The worker's name (in logs).")
 @click.option("--sleep", type=click.FloatRange(min=0), default=3, show_default=True,
               help="Longest idle wait between full checks for jobs. PostgreSQL workers wake at once on "
-                   "NOTIFY; elsewhere a cheap probe runs every 5-50 ms while idle.")
+                   "NOTIFY; elsewhere a cheap probe runs every 5-70 ms while idle.")
 @click.option("--tries", type=click.IntRange(min=0), default=1, show_default=True,
               help="Attempts before a job fails (0 = unlimited), unless the job sets its own.")
 @click.option("--backoff", default="0", show_default=True, callback=_backoff,
@@ -192,3 +192,4 @@ cli.add_command(test_email)
 from ictq.deploy import supervisor_config  # noqa: E402
 
 cli.add_command(supervisor_config)
+from ictq import cli_monitor  # noqa: E402, F401 - registers health and metrics

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ictq import control, heartbeat, ops
+from ictq import control, heartbeat, ops, triage
 from ictq.cli import _State, cli, pass_state
 from ictq.db import Storage, open_storage
 
@@ -110,12 +110,26 @@ def clear(state: _State, queue: str | None, force: bool, include_reserved: bool)
 @cli.group(invoke_without_command=True)
 @queue_option
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--group", "grouped", is_flag=True,
+              help="Group by job and error signature (numbers, ids, addresses normalised), biggest first.")
 @json_option
 @pass_state
 @click.pass_context
-def failed(ctx: click.Context, state: _State, queue: str | None, limit: int, as_json: bool) -> None:
-    """Failed jobs, newest first (queue:failed). `ictq failed show ID|UUID` shows one whole."""
+def failed(ctx: click.Context, state: _State, queue: str | None, limit: int, grouped: bool, as_json: bool) -> None:
+    """Failed jobs, newest first (queue:failed). `ictq failed show ID|UUID` shows one whole.
+
+    With --group: one line per group, with its count and first/last failure; retry or forget
+    a whole group with `ictq retry --group ID` / `ictq forget --group ID` (both take --dry-run).
+    """
     if ctx.invoked_subcommand is not None:
+        return
+    if grouped:
+        with _storage(state) as storage:
+            found = triage.groups(storage, _queues(queue))[:limit]
+        _emit(as_json, [g.as_dict() for g in found], lambda: _table(
+            ["group", "count", "job", "first failed", "last failed", "signature"],
+            [[g.id, g.count, g.job, g.first_seen, g.last_seen, g.signature[:120]] for g in found])
+            if found else "no failed jobs")
         return
     with _storage(state) as storage:
         rows = ops.failed_recent(storage, _queues(queue), limit)
@@ -147,43 +161,83 @@ def _id_range(value: str | None) -> tuple[int, int] | None:
     return int(low), int(high)
 
 
+group_option = click.option("--group", "group_ref", metavar="ID",
+                             help="A group of failed jobs from `ictq failed --group` (its id or a prefix).")
+dry_run_option = click.option("--dry-run", is_flag=True, help="Only say which failed jobs it would touch.")
+
+
+def _selected(storage: Storage, refs: tuple[str, ...], queue: str | None, bounds: tuple[int, int] | None,
+              group_ref: str | None) -> Iterator[list[ops.FailedRow]]:
+    """The failed jobs that retry's arguments name, in batches."""
+    if group_ref is not None:
+        yield from triage.members(storage, triage.resolve(storage, group_ref, _queues(queue)), _queues(queue))
+    if "all" in refs or bounds is not None:
+        low, high = bounds or (0, 2**62)
+        yield from ops.failed_all(storage, queue or "", low, high)
+    named = [ops.failed_find(storage, ref) for ref in refs if ref != "all"]
+    if named:
+        yield named
+
+
 @cli.command()
 @click.argument("refs", nargs=-1)
-@click.option("--queue", help="With 'all' or --range: only failed jobs of this queue.")
+@click.option("--queue", help="With 'all', --range or --group: only failed jobs of this queue.")
 @click.option("--range", "id_range", help="Retry failed jobs with ids in this range, e.g. 10-20.")
+@group_option
+@dry_run_option
 @pass_state
-def retry(state: _State, refs: tuple[str, ...], queue: str | None, id_range: str | None) -> None:
-    """Put failed jobs back on their queue: IDs or UUIDs, `all`, or --range (queue:retry).
+def retry(state: _State, refs: tuple[str, ...], queue: str | None, id_range: str | None, group_ref: str | None,
+          dry_run: bool) -> None:
+    """Put failed jobs back on their queue: IDs or UUIDs, `all`, --range or --group (queue:retry).
 
     The payload goes back unchanged (a Laravel job stays runnable by PHP workers); attempts
     start again from 0.
     """
     bounds = _id_range(id_range)
-    if not refs and bounds is None:
-        raise click.UsageError("name failed jobs by ID or UUID, or say 'all', or give --range")
+    if not refs and bounds is None and group_ref is None:
+        raise click.UsageError("name failed jobs by ID or UUID, or say 'all', or give --range or --group")
     now = int(time.time())
     requeued = 0
     with _storage(state) as storage:
-        if "all" in refs or bounds is not None:
-            low, high = bounds or (0, 2**62)
-            for batch in ops.failed_all(storage, queue or "", low, high):
-                requeued += ops.retry(storage, batch, now)
-        targets = [ops.failed_find(storage, ref) for ref in refs if ref != "all"]
-        for row in targets:
-            requeued += ops.retry(storage, [row], now)
-            click.echo(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
-    click.echo(f"re-queued {requeued} failed job(s)")
+        for batch in _selected(storage, refs, queue, bounds, group_ref):
+            if dry_run:
+                for row in batch:
+                    click.echo(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+                requeued += len(batch)
+                continue
+            requeued += ops.retry(storage, batch, now)
+            if group_ref is None and "all" not in refs and bounds is None:
+                for row in batch:
+                    click.echo(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+    click.echo(f"would re-queue {requeued} failed job(s) (dry run)" if dry_run
+               else f"re-queued {requeued} failed job(s)")
 
 
 @cli.command()
-@click.argument("ref")
+@click.argument("ref", required=False)
+@group_option
+@click.option("--queue", help="With --group: only failed jobs of this queue.")
+@dry_run_option
 @pass_state
-def forget(state: _State, ref: str) -> None:
-    """Delete one failed job by ID or UUID (queue:forget)."""
+def forget(state: _State, ref: str | None, group_ref: str | None, queue: str | None, dry_run: bool) -> None:
+    """Delete one failed job by ID or UUID, or a whole --group (queue:forget)."""
+    if (ref is None) == (group_ref is None):
+        raise click.UsageError("name one failed job by ID or UUID, or give --group (not both)")
     with _storage(state) as storage:
-        row = ops.failed_find(storage, ref)
-        ops.forget(storage, row)
-    click.echo(f"forgot failed job {row.id} ({row.name}, uuid {row.uuid})")
+        if ref is not None:
+            row = ops.failed_find(storage, ref)
+            if not dry_run:
+                ops.forget(storage, row)
+            click.echo(f"{'would forget' if dry_run else 'forgot'} failed job {row.id} ({row.name}, uuid {row.uuid})")
+            return
+        assert group_ref is not None
+        group = triage.resolve(storage, group_ref, _queues(queue))
+        count = 0
+        for batch in triage.members(storage, group, _queues(queue)):
+            count += len(batch) if dry_run else ops.forget_many(storage, batch)
+    verb = "would forget" if dry_run else "forgot"
+    click.echo(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
+               + (" (dry run)" if dry_run else ""))
 
 
 @cli.command()

@@ -10,6 +10,7 @@ job another worker has claimed since is never touched.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ class WorkerRecord:
     job_name: str | None
     processed: int
     failed: int
+    held: str | None = None  # JSON [[id, attempts], ...]: claimed jobs not running (buffer, unacked)
 
     def alive(self, now: int) -> bool:
         """Alive: beating, and (when it runs on this machine's kernel) its process exists."""
@@ -72,13 +74,15 @@ class Heartbeat:
         self.started_at = started_at
 
     def beat(self, storage: Storage, now: int, job: Reserved | None, job_name: str | None,
-             processed: int, failed: int) -> list[WorkerRecord]:
-        """Record this worker as alive; reap dead ones; return the workers reaped."""
+             processed: int, failed: int, held: Sequence[Reserved] = ()) -> list[WorkerRecord]:
+        """Record this worker as alive (with the job it runs and the other jobs it holds);
+        reap dead ones; return the workers reaped."""
         storage.run("worker_beat", {
             "id": self.id, "name": self.name, "host": self.host, "pid": self.pid, "queues": self.queues,
             "state": "alive", "started_at": self.started_at, "now": now,
             "job_id": job.id if job else None, "job_attempts": job.attempts if job else None,
-            "job_name": job_name if job else None, "processed": processed, "failed": failed})
+            "job_name": job_name if job else None, "processed": processed, "failed": failed,
+            "held": json.dumps([[h.id, h.attempts] for h in held]) if held else None})
         return self.reap(storage, now)
 
     def reap(self, storage: Storage, now: int) -> list[WorkerRecord]:
@@ -88,8 +92,12 @@ class Heartbeat:
                 continue
             if storage.run("worker_mark", {"id": record.id, "state": "dead"}) != 1:
                 continue  # another worker reaped it first
-            if record.job_id is not None:
-                storage.run("release_held", {"id": record.job_id, "attempts": record.job_attempts})
+            held = [Reserved(int(i), "", "", int(a)) for i, a in json.loads(record.held or "[]")]
+            if record.job_id is not None and record.job_attempts is not None:
+                held.append(Reserved(record.job_id, "", "", record.job_attempts))
+            # As the lease would after retry_after: the attempt counts, so a job that kills its
+            # worker still runs out of tries. (Jobs already done or re-claimed are fenced off.)
+            storage.release_many(held)
             reaped.append(record)
         storage.run("stats_forget_old", {"before": now - FORGET_AFTER})
         storage.run("worker_forget_old", {"before": now - FORGET_AFTER})

@@ -126,6 +126,8 @@ def event(logger: logging.Logger, level: int, action: str, **fields: Any) -> Non
         if value is None:
             continue
         text = str(value)
+        if not text.isascii():
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         if not text or _NEEDS_QUOTES.search(text):
             text = '"' + " ".join(text.split()).replace('"', "'") + '"'
         parts.append(f"{key}={text}")

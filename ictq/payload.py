@@ -123,6 +123,11 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=
 
 def parse(text: str | bytes) -> Envelope:
     """Decode and check a payload; raise :class:`InvalidPayload` saying what is wrong."""
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes kept as surrogates by the storage: check them as bytes
+            text = text.encode("utf-8", "surrogateescape")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -135,6 +140,8 @@ def parse(text: str | bytes) -> Envelope:
     if not isinstance(fields, dict):
         raise InvalidPayload(f"payload is a JSON {type(fields).__name__}, not an object")
     job = _string(fields, "job", required=True) or ""
+    if not clean(job) == job:
+        raise InvalidPayload("payload field 'job' is not valid Unicode text (a lone surrogate escape)")
     return Envelope(
         uuid=_string(fields, "uuid", required=False) or "",
         display_name=_string(fields, "displayName", required=False) or job,
@@ -149,6 +156,17 @@ def parse(text: str | bytes) -> Envelope:
         exceptions=_optional_int(fields, "exceptions") or 0,
         fields=fields,
     )
+
+
+def clean(text: str) -> str:
+    """``text`` made writable as UTF-8: characters that cannot be (lone surrogates) escaped."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def uuid_from_text(text: str) -> str | None:

@@ -42,6 +42,8 @@ class JobStats:
         self._dirty: set[tuple[str, str]] = set()
 
     def record(self, job: str, outcome: str, seconds: float) -> None:
+        if not job.isascii():
+            job = job.encode("utf-8", "backslashreplace").decode("utf-8")[:191]
         with self._lock:
             self._series.setdefault((job, outcome), Series()).add(seconds)
             self._dirty.add((job, outcome))

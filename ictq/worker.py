@@ -119,7 +119,7 @@ class Worker:
         self.time_limit = TimeLimit()
         self.control = ControlWatcher(self.storage)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
-                             max_batch=1 if options.once else MAX_BATCH)
+                             max_batch=1 if options.once else MAX_BATCH, holder=self.heartbeat.id)
         self.processed = 0
         self.iterations = 0
         self._started = time.monotonic()
@@ -415,7 +415,8 @@ class Worker:
     def _beat(self, storage: Storage) -> None:
         running = self._running
         job, name = (running.job, running.spec.name) if running is not None else (None, None)
-        reaped = self.heartbeat.beat(storage, int(self.clock()), job, name, self.processed, self.failed)
+        reaped = self.heartbeat.beat(storage, int(self.clock()), job, name, self.processed, self.failed,
+                                     held=self.claims.held())
         self.stats.flush(storage, self.heartbeat.id)
         self._prune_failed_if_due(storage)
         for record in reaped:
@@ -558,9 +559,15 @@ class Sampled(Generic[T]):
 
 
 def resident_mb() -> float:
-    """The process's peak resident memory in MB (a system call; cheap enough after every job).
+    """This process's resident memory now, in MB (Linux: one read of /proc/self/statm)."""
+    global _statm
+    try:
+        if _statm is None:
+            _statm = os.open("/proc/self/statm", os.O_RDONLY)
+        return int(os.pread(_statm, 64, 0).split()[1]) * _PAGE / 1_048_576
+    except (OSError, ValueError, IndexError):  # not Linux: the peak instead
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1_048_576 if sys.platform == "darwin" else 1024)
 
-    The peak, not the current size: memory a job grabbed is seldom returned to the system, so
-    the peak is what the worker keeps holding."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 1_048_576
+
+_statm: int | None = None
+_PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -9,6 +9,7 @@ other driver error becomes :class:`DatabaseError`. Nothing above this module imp
 from __future__ import annotations
 
 import abc
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,12 +20,12 @@ from typing import Any, ClassVar
 
 from ictq.config import DatabaseSettings
 from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
-from ictq.payload import uuid_from_text
+from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
 from ictq.wakeup import Waker
 
 IDLE_POLL_MIN = 0.005
-IDLE_POLL_MAX = 0.05
+IDLE_POLL_MAX = 0.07
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Storage(abc.ABC):
 
     dialect: ClassVar[str]
     begin_sql: ClassVar[str] = "BEGIN"
+    claim_is_one_statement: ClassVar[bool] = False  # atomic on its own, without BEGIN ... COMMIT
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False) -> None:
         self.db = db
@@ -113,6 +115,8 @@ class Storage(abc.ABC):
     def _translated(self) -> Iterator[None]:
         try:
             yield
+        except UnicodeEncodeError as exc:
+            raise DatabaseError(f"{self.describe()}: text that is not valid Unicode: {exc.reason}") from None
         except self._driver_error() as exc:
             message = f"{self.describe()}: {_one_line(exc)}"
             if self._is_missing_table(exc):
@@ -221,9 +225,35 @@ class Storage(abc.ABC):
                 return
             interval = min(interval * 2, IDLE_POLL_MAX)
 
+    def claim(self, queue: str, now: int, retry_after: int, limit: int,
+              done: Sequence[Reserved] = (), holder: str | None = None) -> list[Reserved]:
+        """Reserve up to ``limit`` claimable jobs of ``queue``, oldest first, atomically.
+
+        ``done``: finished jobs to delete in the same transaction (one commit for both).
+        ``holder``: the claiming worker's heartbeat id; the claimed jobs are recorded there in
+        the same transaction, so a dead worker's whole batch can be handed back at once.
+        """
+        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
+        if not done and holder is None and self.claim_is_one_statement:
+            with self._translated():
+                return sorted(self._claim_rows(params), key=lambda job: job.id)
+        with self.transaction():
+            if done:
+                self._fenced_statements("delete_many", _by_attempts(done), {})
+            with self._translated():
+                claimed = sorted(self._claim_rows(params), key=lambda job: job.id)
+                if claimed and holder is not None:
+                    held = json.dumps([[job.id, job.attempts] for job in claimed])
+                    self._execute("worker_hold", {"id": holder, "held": held})
+            return claimed
+
+    def release_many(self, jobs: Sequence[Reserved]) -> int:
+        """Put reserved jobs back as they are (their attempt counts), fenced."""
+        return self._fenced("release_many", jobs, {})
+
     @abc.abstractmethod
-    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
-        """Reserve up to ``limit`` claimable jobs of ``queue``, oldest first, atomically."""
+    def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
+        """The dialect's claim statements, inside the caller's transaction."""
 
     def delete(self, job: Reserved) -> bool:
         """Delete a finished job; False when the reservation was lost."""
@@ -247,16 +277,16 @@ class Storage(abc.ABC):
         return self._fenced("unclaim_many", jobs, {})
 
     def _fenced(self, name: str, jobs: Sequence[Reserved], params: dict[str, Any]) -> int:
-        if not jobs:
-            return 0
-        groups: dict[int, list[int]] = {}
-        for job in jobs:
-            groups.setdefault(job.attempts, []).append(job.id)
-        if len(groups) == 1:
-            ((attempts, ids),) = groups.items()
-            return self.run(name, {**params, "attempts": attempts, "ids": self.param_ids(ids)})
+        groups = _by_attempts(jobs)
+        if len(groups) <= 1:
+            return self._fenced_statements(name, groups, params)
         with self.transaction():
-            return sum(self.run(name, {**params, "attempts": attempts, "ids": self.param_ids(ids)})
+            return self._fenced_statements(name, groups, params)
+
+    def _fenced_statements(self, name: str, groups: dict[int, list[int]], params: dict[str, Any]) -> int:
+        """One statement per attempts value, in the caller's transaction (if any)."""
+        with self._translated():
+            return sum(int(self._execute(name, {**params, "attempts": attempts, "ids": self.param_ids(ids)}).rowcount)
                        for attempts, ids in groups.items())
 
     def touch(self, job: Reserved, now: int) -> bool:
@@ -269,8 +299,8 @@ class Storage(abc.ABC):
             "uuid": _uuid_of(payload),
             "connection": connection,
             "queue": job.queue,
-            "payload": payload,
-            "exception": exception,
+            "payload": clean(payload),
+            "exception": clean(exception),
             "failed_at": self.param_time(failed_at),
         }
         with self.transaction():
@@ -279,6 +309,13 @@ class Storage(abc.ABC):
                 return False
             self._execute("insert_failed", params)
         return True
+
+
+def _by_attempts(jobs: Sequence[Reserved]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for job in jobs:
+        groups.setdefault(job.attempts, []).append(job.id)
+    return groups
 
 
 def _row(job: NewJob) -> dict[str, Any]:

@@ -69,13 +69,10 @@ class MysqlStorage(Storage):
     def _inserted_id(self, cursor: Any) -> int:
         return int(cursor.lastrowid)
 
-    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
-        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
-        with self.transaction():
-            rows = self._execute("claim_select", params).fetchall()
-            if not rows:
-                return []
-            self._execute("claim_update", {"now": now, "ids": [row[0] for row in rows]})
+    def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
+        rows = self._execute("claim_select", params).fetchall()
+        if rows:
+            self._execute("claim_update", {"now": params["now"], "ids": [row[0] for row in rows]})
         return [Reserved(id, queue, payload, attempts + 1) for id, queue, payload, attempts in rows]
 
 

@@ -15,6 +15,7 @@ from ictq.wakeup import Waker
 
 class PgsqlStorage(Storage):
     dialect = "pgsql"
+    claim_is_one_statement = True
     listening = False
 
     def _connect(self) -> Any:
@@ -79,7 +80,5 @@ class PgsqlStorage(Storage):
                 for _ in conn.notifies(timeout=0):
                     pass
 
-    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
-        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
-        rows = self.fetch("claim", params)
-        return sorted((Reserved(*row) for row in rows), key=lambda job: job.id)
+    def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
+        return [Reserved(*row) for row in self._execute("claim", params).fetchall()]

@@ -34,6 +34,9 @@ class SqliteStorage(Storage):
             isolation_level=None,
             check_same_thread=False,
         )
+        # Text that is not UTF-8 (written by some other program) must not make every read of the
+        # row fail: it arrives with its bad bytes kept as surrogates, and the payload check says so.
+        conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
         conn.execute(f"PRAGMA busy_timeout = {int(self.db.busy_timeout_ms)}")
         conn.execute(f"PRAGMA journal_mode = {self.db.journal_mode}")
         conn.execute(f"PRAGMA synchronous = {self.db.synchronous}")
@@ -61,8 +64,5 @@ class SqliteStorage(Storage):
     def param_queues(self, queues: Sequence[str]) -> Any:
         return json.dumps(list(queues))
 
-    def claim(self, queue: str, now: int, retry_after: int, limit: int) -> list[Reserved]:
-        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
-        with self.transaction():
-            rows = self._execute("claim", params).fetchall()
-        return sorted((Reserved(*row) for row in rows), key=lambda job: job.id)
+    def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
+        return [Reserved(*row) for row in self._execute("claim", params).fetchall()]

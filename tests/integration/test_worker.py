@@ -188,3 +188,15 @@ def test_release_retries_without_failing(app: App) -> None:
     assert finish(app.worker("--stop-when-empty", "--sleep", "0.1")) == 0
     assert app.executions() == ["9"]
     assert count_rows(app.storage(), "failed_jobs") == 0
+
+
+def test_the_memory_limit_reads_the_workers_own_memory_not_an_inherited_peak(sqlite_app: App) -> None:
+    sqlite_app.client().dispatch("test.record", {"n": 1})
+    ballast = bytearray(300 * 1024 * 1024)  # this parent's peak; a forked and exec'd child inherits it
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    try:
+        result = sqlite_app.ictq("work", "--once", "--memory", "128")
+    finally:
+        del ballast
+    assert result.returncode == 0, result.stderr
+    assert sqlite_app.executions() == ["1"]

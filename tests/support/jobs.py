@@ -86,3 +86,46 @@ def release(n: int, times: int) -> None:
     if context.attempt <= times:
         raise ictq.Release(delay=0, reason=f"not yet ({context.attempt})")
     _append("record", str(n))
+
+
+# -- jobs for the fault tests (tests/chaos) ---------------------------------------------------
+
+
+@ictq.job("test.mark", tries=0)
+def mark(n: int, seconds: float = 0.0) -> None:
+    """Records ``n:pid``: which process ran it (a duplicate must come from a killed worker)."""
+    if seconds:
+        time.sleep(seconds)
+    _append("marks", f"{n}:{os.getpid()}")
+
+
+@ictq.job("test.hard_exit", tries=1)
+def hard_exit(code: int) -> None:
+    """Ends the worker process itself, mid-job, as a crashing C extension or os._exit would."""
+    _append("started", f"hard_exit:{os.getpid()}")
+    os._exit(code)
+
+
+@ictq.job("test.leaky", tries=1)
+def leaky(key: str) -> None:
+    """Fails with a configured secret in its message (the worker must mask it)."""
+    context = ictq.current_job()
+    assert context is not None
+    secret = context.settings.get(key)
+    raise RuntimeError(f"login to the partner API failed with {key}={secret}")
+
+
+class _Undeserialisable:
+    """A handler whose signature cannot be read: the worker fails while decoding its arguments."""
+
+    __name__ = __qualname__ = "undeserialisable"
+
+    @property
+    def __signature__(self) -> object:
+        raise RuntimeError("cannot deserialise the arguments of this job")
+
+    def __call__(self, **data: object) -> None:
+        _append("record", "undeserialisable-ran")
+
+
+ictq.job("test.undeserialisable", tries=1)(_Undeserialisable())

@@ -13,21 +13,23 @@ CREATE TABLE IF NOT EXISTS `ictq_workers` (
     `job_id` bigint NULL,
     `job_attempts` integer NULL,
     `job_name` varchar(191) NULL,
+    `held` text NULL,
     `processed` bigint NOT NULL,
     `failed` bigint NOT NULL
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 
 -- name: worker_beat
 INSERT INTO `ictq_workers` (id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name,
-                            processed, failed)
+                            held, processed, failed)
 VALUES (%(id)s, %(name)s, %(host)s, %(pid)s, %(queues)s, %(state)s, %(started_at)s, %(now)s, %(job_id)s, %(job_attempts)s, %(job_name)s,
-        %(processed)s, %(failed)s)
+        %(held)s, %(processed)s, %(failed)s)
 ON DUPLICATE KEY UPDATE state = VALUES(state), beat_at = VALUES(beat_at), job_id = VALUES(job_id),
-    job_attempts = VALUES(job_attempts), job_name = VALUES(job_name), processed = VALUES(processed),
+    job_attempts = VALUES(job_attempts), job_name = VALUES(job_name), held = VALUES(held), processed = VALUES(processed),
     failed = VALUES(failed);
 
 -- name: worker_all
-SELECT id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name, processed, failed
+SELECT id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name, processed, failed,
+       held
 FROM `ictq_workers` ORDER BY host, started_at, pid;
 
 -- name: worker_mark
@@ -38,10 +40,6 @@ DELETE FROM `ictq_workers` WHERE state <> 'alive' AND beat_at < %(before)s;
 
 -- name: worker_leave
 DELETE FROM `ictq_workers` WHERE id = %(id)s;
-
--- name: release_held
-UPDATE `{jobs}` SET reserved_at = NULL
-WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
 
 -- Per-worker job statistics (cumulative), written with the heartbeat; see ictq/stats.py.
 -- name: schema
@@ -65,3 +63,12 @@ SELECT worker_id, job, outcome, count, duration_sum, buckets FROM `ictq_worker_s
 
 -- name: stats_forget_old
 DELETE FROM `ictq_worker_stats` WHERE worker_id IN (SELECT id FROM `ictq_workers` WHERE state <> 'alive' AND beat_at < %(before)s);
+
+-- A worker records the jobs it just claimed, in the claim's own transaction.
+-- name: worker_hold
+UPDATE `ictq_workers` SET held = %(held)s WHERE id = %(id)s;
+
+-- A dead worker's jobs go back as the lease would take them back (the attempt counts).
+-- name: release_many
+UPDATE `{jobs}` SET reserved_at = NULL
+WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;

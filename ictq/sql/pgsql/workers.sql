@@ -13,21 +13,23 @@ CREATE TABLE IF NOT EXISTS "ictq_workers" (
     "job_id" bigint NULL,
     "job_attempts" integer NULL,
     "job_name" varchar(191) NULL,
+    "held" text NULL,
     "processed" bigint NOT NULL,
     "failed" bigint NOT NULL
 );
 
 -- name: worker_beat
 INSERT INTO "ictq_workers" (id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name,
-                            processed, failed)
+                            held, processed, failed)
 VALUES (%(id)s, %(name)s, %(host)s, %(pid)s, %(queues)s, %(state)s, %(started_at)s, %(now)s, %(job_id)s, %(job_attempts)s, %(job_name)s,
-        %(processed)s, %(failed)s)
+        %(held)s, %(processed)s, %(failed)s)
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, beat_at = EXCLUDED.beat_at, job_id = EXCLUDED.job_id,
-    job_attempts = EXCLUDED.job_attempts, job_name = EXCLUDED.job_name, processed = EXCLUDED.processed,
+    job_attempts = EXCLUDED.job_attempts, job_name = EXCLUDED.job_name, held = EXCLUDED.held, processed = EXCLUDED.processed,
     failed = EXCLUDED.failed;
 
 -- name: worker_all
-SELECT id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name, processed, failed
+SELECT id, name, host, pid, queues, state, started_at, beat_at, job_id, job_attempts, job_name, processed, failed,
+       held
 FROM "ictq_workers" ORDER BY host, started_at, pid;
 
 -- name: worker_mark
@@ -38,10 +40,6 @@ DELETE FROM "ictq_workers" WHERE state <> 'alive' AND beat_at < %(before)s;
 
 -- name: worker_leave
 DELETE FROM "ictq_workers" WHERE id = %(id)s;
-
--- name: release_held
-UPDATE "{jobs}" SET reserved_at = NULL
-WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
 
 -- Per-worker job statistics (cumulative), written with the heartbeat; see ictq/stats.py.
 -- name: schema
@@ -66,3 +64,12 @@ SELECT worker_id, job, outcome, count, duration_sum, buckets FROM "ictq_worker_s
 
 -- name: stats_forget_old
 DELETE FROM "ictq_worker_stats" WHERE worker_id IN (SELECT id FROM "ictq_workers" WHERE state <> 'alive' AND beat_at < %(before)s);
+
+-- A worker records the jobs it just claimed, in the claim's own transaction.
+-- name: worker_hold
+UPDATE "ictq_workers" SET held = %(held)s WHERE id = %(id)s;
+
+-- A dead worker's jobs go back as the lease would take them back (the attempt counts).
+-- name: release_many
+UPDATE "{jobs}" SET reserved_at = NULL
+WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;

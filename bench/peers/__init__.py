@@ -1,0 +1,1 @@
+"""Job modules of every benchmarked system (imported by their workers)."""

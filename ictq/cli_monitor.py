@@ -1,0 +1,152 @@
+"""Monitoring commands: ``ictq health`` (Nagios-style) and ``ictq metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from prometheus_client import generate_latest, start_http_server
+
+from ictq import health as checks
+from ictq import logs
+from ictq import metrics as exporter
+from ictq.cli import _redacted, _State, cli, pass_state
+from ictq.config import Settings
+from ictq.db import open_storage
+from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
+
+
+class _NagiosCommand(click.Command):
+    """Usage errors exit 3 (UNKNOWN), as monitoring plugins do, not 2 (which would read CRITICAL)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            setattr(exc, "exit_code", checks.UNKNOWN)  # noqa: B010 - click declares it a class variable
+            raise
+
+
+def _threshold(minimum: bool) -> Callable[[click.Context, click.Parameter, str], checks.Threshold]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str) -> checks.Threshold:
+        try:
+            return checks.parse_threshold(value, minimum)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+def _threshold_option(name: str, key: str, what: str, minimum: bool = False) -> Callable[[Any], Any]:
+    default = checks.DEFAULTS[key]
+    return click.option(name, key, metavar="N|WARN,CRIT", default=str(default), show_default=True,
+                        callback=_threshold(minimum), help=what)
+
+
+@cli.command(cls=_NagiosCommand)
+@_threshold_option("--max-size", "max_size", "Jobs in the largest queue (pending + delayed + reserved).")
+@_threshold_option("--max-age", "max_age", "Seconds the oldest pending job may wait.")
+@_threshold_option("--max-failed-per-hour", "max_failed_per_hour", "Jobs failed in the last hour, all queues.")
+@_threshold_option("--min-workers", "min_workers",
+                   "Live workers serving the queues: below WARN is WARNING, below CRIT is CRITICAL.", minimum=True)
+@click.option("--queue", help="Queues to check, comma-separated (default: all queues with jobs or failures).")
+@pass_state
+def health(state: _State, max_size: checks.Threshold, max_age: checks.Threshold,
+           max_failed_per_hour: checks.Threshold, min_workers: checks.Threshold, queue: str | None) -> None:
+    """One line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    A threshold is N (past N is CRITICAL) or WARN,CRIT (past WARN is WARNING, past CRIT is
+    CRITICAL). UNKNOWN: the database cannot be reached, the tables are missing (run ictq
+    migrate) or the configuration is wrong. For cron, Nagios/Icinga (check_by_ssh or NRPE) or
+    a load balancer probe.
+    """
+    thresholds = checks.Thresholds(max_size, max_age, max_failed_per_hour, min_workers)
+    queues = [q.strip() for q in (queue or "").split(",") if q.strip()]
+    try:
+        report = _measure(state.settings, thresholds, queues)
+    except ConfigError as exc:
+        report = checks.unknown(f"configuration: {exc}")
+    except SchemaError as exc:
+        report = checks.unknown(f"queue tables missing or wrong: {exc}")
+    except DatabaseUnavailable as exc:
+        report = checks.unknown(f"database unavailable: {exc}")
+    except IctqError as exc:
+        report = checks.unknown(f"database error: {exc}")
+    click.echo(_redacted(report.line))
+    sys.exit(report.state)
+
+
+def _measure(settings: Settings, thresholds: checks.Thresholds, queues: list[str]) -> checks.Report:
+    if settings.db.dialect == "sqlite" and settings.db.database != ":memory:" \
+            and not Path(settings.db.database).exists():
+        return checks.unknown(f"the SQLite database {settings.db.database} does not exist (run: ictq migrate)")
+    storage = open_storage(settings)
+    try:
+        return checks.check(storage, thresholds, queues)
+    finally:
+        storage.close()
+
+
+@cli.command()
+@click.option("--listen", default="127.0.0.1:9108", show_default=True, metavar="HOST:PORT",
+              help="Address of the HTTP endpoint (GET /metrics).")
+@click.option("--once", is_flag=True, help="Print the metrics once (Prometheus text format) and exit.")
+@pass_state
+def metrics(state: _State, listen: str, once: bool) -> None:
+    """Serve Prometheus metrics of the whole queue, read from the database at each scrape.
+
+    Queue depth by queue and state, age of the oldest pending job, failed jobs by queue and
+    job, runs and durations per job and outcome (summed over every worker on every host),
+    workers alive. One exporter is enough for all hosts. TERM or INT stop it.
+    """
+    settings = state.settings
+    try:
+        host, port = exporter.parse_listen(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    if once:
+        _print_once(settings)
+        return
+    logger = logs.setup(None, settings.log_level, settings.secrets)
+    collector = exporter.QueueCollector(lambda: open_storage(settings), logger)
+    registry = exporter.registry_for(collector)
+    try:
+        server, thread = start_http_server(port, host, registry)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    click.echo(f"serving metrics on {exporter.describe_listen(host, port)} ({settings.db.connection})")
+    _wait_for_stop()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+    collector.close()
+
+
+def _print_once(settings: Settings) -> None:
+    quiet = logging.getLogger("ictq.metrics.once")
+    quiet.disabled = True
+    collector = exporter.QueueCollector(lambda: open_storage(settings), quiet)
+    text = generate_latest(exporter.registry_for(collector)).decode()
+    collector.close()
+    click.echo(logs.redact(text, settings.secrets), nl=False)
+    if collector.last_error is not None:
+        raise DatabaseUnavailable(f"the database did not answer: {collector.last_error}")
+
+
+def _wait_for_stop() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+    while not stop.wait(1.0):
+        pass

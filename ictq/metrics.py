@@ -1,0 +1,232 @@
+"""Prometheus metrics for the whole queue: ``ictq metrics --listen 127.0.0.1:9108``.
+
+Every scrape reads the database, so the numbers are the same whichever host serves them and
+cover every worker process on every host (the workers write their cumulative job statistics
+with their heartbeats; see :mod:`ictq.stats`). Nothing is counted in this process.
+
+Metrics (all prefixed ``ictq_``):
+
+==========================================  =========  ==================  ==========================================
+name                                        type       labels              meaning
+==========================================  =========  ==================  ==========================================
+``ictq_up``                                 gauge                          1 when the database answered this scrape
+``ictq_queue_jobs``                         gauge      queue, state        jobs by state: pending, delayed, reserved
+``ictq_queue_oldest_pending_age_seconds``   gauge      queue               wait of the oldest available job
+``ictq_failed_jobs``                        gauge      queue, job          rows in failed_jobs now
+``ictq_failed_jobs_last_hour``              gauge      queue               jobs that failed in the last hour
+``ictq_jobs_processed_total``               counter    job, outcome        runs by outcome: done, released, failed
+``ictq_job_duration_seconds``               histogram  job, outcome        run time of those runs
+``ictq_workers_alive``                      gauge                          workers beating (all hosts)
+``ictq_workers_dead``                       gauge                          workers whose beats stopped (kept 24 h)
+``ictq_scrape_duration_seconds``            gauge                          time this scrape took
+==========================================  =========  ==================  ==========================================
+
+The counters and the histogram are sums over the workers' rows in ``ictq_worker_stats``: a
+worker writes them every few seconds, so a worker killed with ``kill -9`` loses its last few
+seconds of counts, and the rows of a worker dead for 24 hours are forgotten (Prometheus sees
+a counter reset, which ``rate()`` handles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from ictq import heartbeat, logs, ops, stats
+from ictq.db import Storage
+from ictq.errors import IctqError
+
+HEAD_CHARS = 1000
+HEAD_BATCH = 1000
+UNREADABLE = "(unreadable payload)"
+_DISPLAY_NAME = re.compile(r'"displayName"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one scrape read from the database."""
+
+    now: int
+    sizes: Sequence[ops.QueueSize]
+    failed: Counter[tuple[str, str]]
+    stats: Sequence[stats.StatsRow]
+    workers: Sequence[heartbeat.WorkerRecord]
+
+
+def job_name_from_head(head: str | bytes | None) -> str:
+    """The ``displayName`` in the first characters of a payload (no need to parse 10 MB)."""
+    if isinstance(head, bytes):
+        head = head.decode("utf-8", errors="replace")
+    match = _DISPLAY_NAME.search(head or "")
+    if match is None:
+        return UNREADABLE
+    try:
+        name = json.loads(match.group(1))
+    except ValueError:
+        return UNREADABLE
+    return str(name) if name else UNREADABLE
+
+
+class FailedNames:
+    """Job names of the rows in failed_jobs, read once per row (ids only grow)."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+
+    def count(self, storage: Storage) -> Counter[tuple[str, str]]:
+        current = {int(row[0]): str(row[1]) for row in storage.fetch("monitor_failed_ids")}
+        self._names = {i: name for i, name in self._names.items() if i in current}
+        after = max(self._names, default=0)
+        while True:
+            heads = storage.fetch("monitor_failed_heads", {"after": after, "chars": HEAD_CHARS, "limit": HEAD_BATCH})
+            for failed_id, head in heads:
+                self._names[int(failed_id)] = job_name_from_head(head)
+            if len(heads) < HEAD_BATCH:
+                break
+            after = int(heads[-1][0])
+        return Counter((queue, self._names.get(i, UNREADABLE)) for i, queue in current.items())
+
+
+def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:
+    return Snapshot(now, ops.sizes(storage, now), names.count(storage), stats.all_stats(storage),
+                    heartbeat.workers(storage))
+
+
+def families(snapshot: Snapshot) -> Iterator[Metric]:
+    """The metric families for one snapshot."""
+    jobs = GaugeMetricFamily("ictq_queue_jobs", "Jobs in the jobs table by queue and state.",
+                             labels=["queue", "state"])
+    oldest = GaugeMetricFamily("ictq_queue_oldest_pending_age_seconds",
+                               "Seconds the oldest pending (available, unreserved) job has waited.", labels=["queue"])
+    recent = GaugeMetricFamily("ictq_failed_jobs_last_hour", "Jobs that failed in the last hour.", labels=["queue"])
+    for row in snapshot.sizes:
+        for state in ops.STATES:
+            jobs.add_metric([row.queue, state], getattr(row, state))
+        oldest.add_metric([row.queue], row.oldest_pending_age or 0)
+        recent.add_metric([row.queue], row.failed_last_hour)
+    failed = GaugeMetricFamily("ictq_failed_jobs", "Rows in failed_jobs by queue and job name.",
+                               labels=["queue", "job"])
+    for (queue, job), count in sorted(snapshot.failed.items()):
+        failed.add_metric([queue, job], count)
+    yield from (jobs, oldest, failed, recent)
+    yield from _job_families(snapshot.stats)
+    alive = sum(1 for w in snapshot.workers if w.alive(snapshot.now))
+    yield GaugeMetricFamily("ictq_workers_alive", "Workers beating, on every host.", value=alive)
+    yield GaugeMetricFamily("ictq_workers_dead", "Workers whose beats stopped (kept for a day).",
+                            value=len(snapshot.workers) - alive)
+
+
+def _job_families(rows: Sequence[stats.StatsRow]) -> Iterator[Metric]:
+    counts: dict[tuple[str, str], int] = {}
+    sums: dict[tuple[str, str], float] = {}
+    buckets: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        key = (row.job, row.outcome)
+        counts[key] = counts.get(key, 0) + row.count
+        sums[key] = sums.get(key, 0.0) + row.duration_sum
+        merged = buckets.setdefault(key, [0] * len(stats.DURATION_BUCKETS))
+        for index, value in enumerate(row.buckets[: len(merged)]):
+            merged[index] += value
+    processed = CounterMetricFamily("ictq_jobs_processed", "Job runs by job name and outcome (all workers).",
+                                    labels=["job", "outcome"])
+    duration = HistogramMetricFamily("ictq_job_duration_seconds", "Job run time by job name and outcome.",
+                                     labels=["job", "outcome"])
+    for key in sorted(counts):
+        processed.add_metric(list(key), counts[key])
+        cumulative, total = [], 0
+        for bound, value in zip(stats.DURATION_BUCKETS, buckets[key], strict=True):
+            total += value
+            cumulative.append((_bound(bound), total))
+        duration.add_metric(list(key), [*cumulative, ("+Inf", counts[key])], sums[key])
+    yield processed
+    yield duration
+
+
+def _bound(value: float) -> str:
+    return repr(float(value))
+
+
+class QueueCollector(Collector):
+    """Reads the database at every scrape; one scrape at a time (a storage is one connection)."""
+
+    def __init__(self, open_storage: Callable[[], Storage], logger: logging.Logger | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._open = open_storage
+        self._storage: Storage | None = None
+        self._names = FailedNames()
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._logger = logger or logging.getLogger(logs.LOGGER_NAME)
+        self._failing = False
+        self.last_error: str | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            started = time.monotonic()
+            snapshot = self._read()
+            yield GaugeMetricFamily("ictq_up", "1 when the database answered this scrape.",
+                                    value=0 if snapshot is None else 1)
+            if snapshot is not None:
+                yield from families(snapshot)
+            yield GaugeMetricFamily("ictq_scrape_duration_seconds", "Seconds this scrape took.",
+                                    value=time.monotonic() - started)
+
+    def _read(self) -> Snapshot | None:
+        try:
+            if self._storage is None:
+                self._storage = self._open()
+            snapshot = read(self._storage, self._names, int(self._clock()))
+        except IctqError as exc:
+            if self._storage is not None:
+                self._storage.close()
+            self.last_error = str(exc)
+            if not self._failing:
+                self._failing = True
+                logs.event(self._logger, logging.ERROR, "metrics-database-error", error=str(exc))
+            return None
+        self.last_error = None
+        if self._failing:
+            self._failing = False
+            logs.event(self._logger, logging.INFO, "metrics-database-restored")
+        return snapshot
+
+    def close(self) -> None:
+        with self._lock:
+            if self._storage is not None:
+                self._storage.close()
+
+
+def registry_for(collector: QueueCollector) -> CollectorRegistry:
+    """A registry with only the queue's metrics (no metrics about this exporter process)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT``; ``[::1]:PORT`` for IPv6. Raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "", value
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9108)")
+    return host, int(port)
+
+
+def describe_listen(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
+
+
+__all__ = ["FailedNames", "QueueCollector", "Snapshot", "families", "job_name_from_head", "parse_listen",
+           "registry_for"]
+

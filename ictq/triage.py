@@ -1,0 +1,175 @@
+"""Failed-job triage: group ``failed_jobs`` by job and error signature.
+
+A signature is the exception class and its message with the parts that vary from one failure
+to the next replaced by placeholders, so a thousand "connection to 10.0.0.7:5432 refused
+after 3.2s" failures are one line, not a thousand:
+
+- the first line of ``failed_jobs.exception`` is used (ictq writes ``module.Class: message``;
+  Laravel writes ``Namespace\\Class: message in /path/File.php:123``, and the ``in /path:line``
+  tail is dropped);
+- UUIDs become ``<uuid>``, e-mail addresses ``<email>``, URLs ``<url>``, IPv4/IPv6 addresses
+  (with any port) ``<ip>``, memory addresses (``0x7f3a...``) ``<addr>``, file paths ``<path>``,
+  long hex strings (hashes, tokens, ids; 8+ hex digits with a digit in them) ``<hex>``, and
+  every other number (integers, decimals, ``#123``, ``5.1.1``) ``<n>``;
+- whitespace is collapsed and the result cut at :data:`MAX_SIGNATURE` characters.
+
+A group's id is a short hash of the job name and the signature: stable between runs and
+machines, so ``ictq failed --group`` can be read on one host and ``ictq retry --group ID`` typed
+on another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ictq import ops
+from ictq.db import Storage
+from ictq.errors import IctqError
+
+MAX_SIGNATURE = 240
+GROUP_ID_LENGTH = 10
+MIN_PREFIX = 4
+
+# Laravel's first line ends with " in /path/to/File.php:123".
+_PHP_LOCATION = re.compile(r"\s+in\s+\S+(?::\d+|\(\d+\))$")
+_CLASS_NAME = re.compile(r"[A-Za-z_]\w*(?:[.\\][A-Za-z_]\w*)*")
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE), "<url>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<addr>"),
+    (re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])"), "<ip>"),
+    (re.compile(r"(?<![\w:])\[?(?=[0-9a-fA-F:]*\d)(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{1,4}\]?(?::\d+)?(?![\w:])"),
+     "<ip>"),
+    (re.compile(r"(?<![\w<>])(?:/[\w.@%+~-]+){2,}/?"), "<path>"),
+    (re.compile(r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (re.compile(r"(?<![\w<])[-+]?\d+(?:[.,]\d+)*"), "<n>"),
+)
+
+
+class GroupNotFound(IctqError):
+    """No group of failed jobs has that id."""
+
+
+def split_first_line(exception: str) -> tuple[str, str]:
+    """``(exception class, message)`` from the first line of ``failed_jobs.exception``."""
+    text = exception.strip()
+    first = _PHP_LOCATION.sub("", " ".join(text.splitlines()[0].split())) if text else ""
+    head, sep, rest = first.partition(": ")
+    if sep and _looks_like_class(head):
+        return head, rest.strip()
+    candidate = first.rstrip(":")
+    if _looks_like_class(candidate):
+        return candidate, ""
+    return "", first
+
+
+def _looks_like_class(token: str) -> bool:
+    """``module.Class``, ``Namespace\\Class`` or a capitalised ``Name``."""
+    if not _CLASS_NAME.fullmatch(token):
+        return False
+    return "." in token or "\\" in token or token[0].isupper()
+
+
+def normalise(message: str) -> str:
+    """The message with numbers, ids and addresses replaced by placeholders."""
+    text = " ".join(message.split())
+    for pattern, placeholder in _RULES:
+        text = pattern.sub(placeholder, text)
+    return text if len(text) <= MAX_SIGNATURE else text[: MAX_SIGNATURE - 3] + "..."
+
+
+def signature(exception: str) -> str:
+    """``Class: normalised message`` for the first line of ``failed_jobs.exception``."""
+    cls, message = split_first_line(exception)
+    normalised = normalise(message)
+    if cls and normalised:
+        return f"{cls}: {normalised}"
+    return cls or normalised or "(no exception text)"
+
+
+def group_id(job: str, sig: str) -> str:
+    return hashlib.sha1(f"{job}\n{sig}".encode()).hexdigest()[:GROUP_ID_LENGTH]
+
+
+@dataclass
+class Group:
+    """Failed jobs of one job name with one error signature."""
+
+    id: str
+    job: str
+    signature: str
+    count: int = 0
+    first_seen: str = ""
+    last_seen: str = ""
+    queues: set[str] = field(default_factory=set)
+    example_id: int = 0
+
+    def add(self, row: ops.FailedRow) -> None:
+        self.count += 1
+        self.first_seen = min(self.first_seen or row.failed_at, row.failed_at)
+        self.last_seen = max(self.last_seen, row.failed_at)
+        self.queues.add(row.queue)
+        self.example_id = self.example_id or row.id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"group": self.id, "job": self.job, "signature": self.signature, "count": self.count,
+                "first_seen": self.first_seen, "last_seen": self.last_seen, "queues": sorted(self.queues),
+                "example_id": self.example_id}
+
+
+def key_of(row: ops.FailedRow) -> tuple[str, str, str]:
+    """``(group id, job, signature)`` of one failed job."""
+    sig = signature(row.exception)
+    return group_id(row.name, sig), row.name, sig
+
+
+def group_rows(rows: Iterable[ops.FailedRow]) -> list[Group]:
+    """Groups, the biggest first (then the most recent)."""
+    groups: dict[str, Group] = {}
+    for row in rows:
+        gid, job, sig = key_of(row)
+        groups.setdefault(gid, Group(gid, job, sig)).add(row)
+    by_recent = sorted(groups.values(), key=lambda g: g.last_seen, reverse=True)
+    return sorted(by_recent, key=lambda g: g.count, reverse=True)
+
+
+def _every_failed(storage: Storage, queues: Sequence[str]) -> Iterator[ops.FailedRow]:
+    for queue in list(queues) or [""]:
+        for batch in ops.failed_all(storage, queue):
+            yield from batch
+
+
+def groups(storage: Storage, queues: Sequence[str] = ()) -> list[Group]:
+    """Every failed job (of ``queues``; all when empty), grouped."""
+    return group_rows(_every_failed(storage, queues))
+
+
+def resolve(storage: Storage, ref: str, queues: Sequence[str] = ()) -> Group:
+    """The group whose id is ``ref`` or starts with it (at least :data:`MIN_PREFIX` characters)."""
+    ref = ref.strip().lower()
+    if len(ref) < MIN_PREFIX:
+        raise GroupNotFound(f"group id {ref!r} is too short: give at least {MIN_PREFIX} characters")
+    found = [g for g in groups(storage, queues) if g.id.startswith(ref)]
+    if not found:
+        raise GroupNotFound(f"no group of failed jobs with id {ref} (see: ictq failed --group)")
+    if len(found) > 1:
+        raise GroupNotFound(f"group id {ref} is ambiguous: {', '.join(g.id for g in found)}")
+    return found[0]
+
+
+def members(storage: Storage, group: Group, queues: Sequence[str] = ()) -> Iterator[list[ops.FailedRow]]:
+    """The failed jobs of ``group`` now, in batches of at most :data:`ops.RETRY_BATCH`."""
+    batch: list[ops.FailedRow] = []
+    for row in _every_failed(storage, queues):
+        if key_of(row)[0] == group.id:
+            batch.append(row)
+            if len(batch) >= ops.RETRY_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,52 @@
+"""The benchmark harness end to end on tiny N (ictq and the Laravel reference on SQLite): it
+counts every job from the jobs themselves and writes the table. Timings are not asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bench.cli import main
+from bench.harness import drain_metrics, percentile
+from bench.record import RECORD_SIZE, count_records, job_data, read_records, record
+from bench.systems import Target
+
+
+def test_records_count_and_duplicates(tmp_path: Path) -> None:
+    os.environ["BENCH_OUT"] = str(tmp_path)
+    try:
+        for seq in (0, 1, 2, 2):
+            record(seq, 123)
+    finally:
+        del os.environ["BENCH_OUT"]
+    assert count_records(str(tmp_path)) == 4
+    assert all(len(line) == RECORD_SIZE for p in tmp_path.iterdir() for line in p.read_bytes().splitlines(True))
+    assert sorted(r[2] for r in read_records(str(tmp_path))) == [0, 1, 2, 2]
+    target = Target(db=None, app_dir=tmp_path, out_dir=tmp_path)  # type: ignore[arg-type]
+    metrics = drain_metrics(target, 3, 0)
+    assert (metrics["executed"], metrics["unique"], metrics["duplicates"], metrics["lost"]) == (4, 3, 1, 0)
+    assert 190 <= len(json.dumps(job_data(7))) <= 210
+    assert percentile([float(v) for v in range(1, 101)], 99) == 99.0
+
+
+def test_harness_end_to_end_on_sqlite(tmp_path: Path) -> None:
+    readme, raw = tmp_path / "README.md", tmp_path / "results.json"
+    main(["--db", "sqlite", "--systems", "ictq,laravel-ref", "--scenarios", "drain,single,latency,bulk",
+          "--reps", "1", "--n", "200", "--single-n", "40", "--latency-n", "10", "--idle-seconds", "0.5",
+          "--bulk-n", "500", "--timeout", "40", "--workdir", str(tmp_path), "--readme", str(readme),
+          "--json", str(raw)])
+    results = json.loads(raw.read_text())
+    assert len(results) == 8
+    assert [r for r in results if r["error"]] == []
+    by = {(r["system"], r["scenario"]): r["metrics"] for r in results}
+    for system in ("ictq", "laravel-ref"):
+        assert (by[system, "drain"]["unique"], by[system, "drain"]["lost"]) == (200, 0)
+        assert (by[system, "single"]["unique"], by[system, "single"]["lost"]) == (40, 0)
+        assert by[system, "drain"]["rate"] > 0
+        assert by[system, "latency"]["p50"] <= by[system, "latency"]["p99"]
+        assert by[system, "bulk"]["bulk_rate"] > 0
+    text = readme.read_text()
+    for needle in ("| SQLite | ictq |", "| SQLite | laravel-ref |", "### Ratios", "### Targets", "cores"):
+        assert needle in text
+    assert not any(p.name.startswith("ictq-bench-") for p in tmp_path.iterdir())  # the run cleaned up
