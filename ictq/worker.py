@@ -139,8 +139,12 @@ class Worker:
 
     def run(self) -> int:
         """Process jobs until a stop reason; return the process exit code."""
-        self._check_database()
-        self._install_signal_handlers()
+        self._install_signal_handlers()  # first: a TERM during start-up is a clean stop too
+        try:
+            self._check_database()
+        except BaseException:
+            self._restore_signal_handlers()
+            raise
         self.time_limit.install()
         self.lease.start()
         self._event(logging.INFO, "worker-started", pid=os.getpid(), queues=",".join(self.options.queues),

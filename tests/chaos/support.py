@@ -20,6 +20,7 @@ from tests.support.databases import MY, PG
 # A password-like value that must never be shown: it is in .env under several secret keys.
 CANARY = "Cnry-7f3a9c21-Pw!"
 SECRET_KEYS = ("APP_KEY", "ICT_API_TOKEN", "MAIL_PASSWORD")
+STARTSECS = 1.0
 
 
 @dataclass
@@ -98,6 +99,10 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout=10)
         with self._lock:
+            # Like supervisord's startsecs: a worker still starting (interpreter and imports, before
+            # it can handle TERM) is given its first second before it is asked to stop.
+            youngest = max((started for _, started in self.procs.values()), default=0.0)
+            time.sleep(max(0.0, youngest + STARTSECS - time.monotonic()))
             for proc, _ in self.procs.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
