@@ -85,6 +85,9 @@ def test_poison_jobs_fail_readably_and_the_workers_go_on(chaos_app: App) -> None
     supervisor.start()
     try:
         drain(supervisor, storage, timeout=120)
+        # The job that never returns is recorded as failed just before its worker exits: let the
+        # stand-in see that exit (and the one of the job that ends its process) before stopping.
+        wait_for(lambda: len(supervisor.exits) >= 2, timeout=30, what="the two worker exits")
     finally:
         supervisor.stop()
     elapsed = time.monotonic() - began
