@@ -139,14 +139,7 @@ class Worker:
 
     def run(self) -> int:
         """Process jobs until a stop reason; return the process exit code."""
-        self._install_signal_handlers()  # first: a TERM during start-up is a clean stop too
-        try:
-            self._check_database()
-        except BaseException:
-            self._restore_signal_handlers()
-            raise
-        self.time_limit.install()
-        self.lease.start()
+        self._start()
         self._event(logging.INFO, "worker-started", pid=os.getpid(), queues=",".join(self.options.queues),
                     connection=self.storage.describe())
         try:
@@ -199,6 +192,16 @@ class Worker:
             self._restore_signal_handlers()
             self.storage.close()
             self._waker.close()
+
+    def _start(self) -> None:
+        self._install_signal_handlers()  # first: a TERM during start-up is a clean stop too
+        try:
+            self._check_database()
+        except BaseException:
+            self._restore_signal_handlers()
+            raise
+        self.time_limit.install()
+        self.lease.start()
 
     def _check_database(self) -> None:
         """Fail at start, in one line, on what no retry can fix (a wrong path, missing tables);
