@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app import App
-from tests.support.databases import DIALECTS, fresh_database
+from tests.support.app import App, migrated_app
+from tests.support.databases import DIALECTS
 
 
 @pytest.fixture(params=DIALECTS)
@@ -19,26 +19,12 @@ def dialect(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def app(dialect: str, tmp_path: Path) -> Iterator[App]:
     """An app dir with a migrated queue on a fresh database of ``dialect``."""
-    with fresh_database(dialect, tmp_path) as database:
-        application = App(tmp_path, dialect, database.env)
-        client = application.client()
-        client.migrate()
-        client.close()
-        try:
-            yield application
-        finally:
-            application.stop_all()
+    with migrated_app(dialect, tmp_path) as application:
+        yield application
 
 
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> Iterator[App]:
     """Like ``app``, on SQLite only (for behaviour that does not depend on the dialect)."""
-    with fresh_database("sqlite", tmp_path) as database:
-        application = App(tmp_path, "sqlite", database.env)
-        client = application.client()
-        client.migrate()
-        client.close()
-        try:
-            yield application
-        finally:
-            application.stop_all()
+    with migrated_app("sqlite", tmp_path) as application:
+        yield application

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.support import CANARY, canary_env
-from tests.support.app import App
-from tests.support.databases import DIALECTS, fresh_database, mysql_admin
+from tests.support.app import App, migrated_app
+from tests.support.databases import DIALECTS, Database, mysql_admin
 
 CHAOS_USER = "ictq_chaos"
 
@@ -30,18 +30,14 @@ def _with_canary_user(database_name: str, env: dict[str, str]) -> dict[str, str]
 
 
 def make_app(dialect: str, tmp_path: Path) -> Iterator[App]:
-    with fresh_database(dialect, tmp_path) as database:
-        env = dict(database.env)
+    def env(database: Database) -> dict[str, str]:
+        lines = dict(database.env)
         if dialect == "mysql":
-            env = _with_canary_user(database.name, env)
-        application = App(tmp_path, dialect, {**env, **canary_env(dialect)})
-        client = application.client()
-        client.migrate()
-        client.close()
-        try:
-            yield application
-        finally:
-            application.stop_all()
+            lines = _with_canary_user(database.name, lines)
+        return {**lines, **canary_env(dialect)}
+
+    with migrated_app(dialect, tmp_path, env) as application:
+        yield application
 
 
 @pytest.fixture

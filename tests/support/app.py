@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ictq.client import Client
 from ictq.config import Settings, load_settings
 from ictq.db import Storage, open_storage
+from tests.support.databases import Database, fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,6 +100,22 @@ class App:
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
+
+
+@contextmanager
+def migrated_app(dialect: str, root: Path, env: Callable[[Database], Mapping[str, str]] | None = None
+                 ) -> Iterator[App]:
+    """An app dir with a migrated queue on a fresh database of ``dialect``; ``env`` gives the
+    .env lines for that database (default: its own). Every worker is stopped afterwards."""
+    with fresh_database(dialect, root) as database:
+        application = App(root, dialect, env(database) if env else database.env)
+        client = application.client()
+        client.migrate()
+        client.close()
+        try:
+            yield application
+        finally:
+            application.stop_all()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05, what: str = "") -> Any:
