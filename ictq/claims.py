@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from ictq.db import Reserved, Storage
 from ictq.lease import LeaseKeeper
 
-MAX_BATCH = 64
+MAX_BATCH = 256
 ACK_MAX_DELAY = 0.5
 
 
@@ -82,7 +82,7 @@ class Claims:
         if not self._acks:
             self._oldest_ack = time.monotonic()
         self._acks.append(job)
-        if len(self._acks) >= self.max_batch or time.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
+        if len(self._acks) > 2 * self.max_batch or time.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
             self.flush()
 
     def flush(self) -> None:

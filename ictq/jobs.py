@@ -83,7 +83,8 @@ class JobContext:
 
 
 _registry: dict[str, JobSpec] = {}
-_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("ictq_job", default=None)
+# What current_job() returns, made on first use: most jobs never ask.
+_current: contextvars.ContextVar[Callable[[], JobContext] | None] = contextvars.ContextVar("ictq_job", default=None)
 
 
 def job(
@@ -169,16 +170,27 @@ def _shape(handler: Handler) -> tuple[frozenset[str], frozenset[str] | None] | N
 
 def current_job() -> JobContext | None:
     """The job running in this thread, or None outside a job."""
-    return _current.get()
+    context = _current.get()
+    return None if context is None else context()
+
+
+def enter(context: Callable[[], JobContext]) -> contextvars.Token[Callable[[], JobContext] | None]:
+    """Make the job whose context ``context()`` returns the current job (the worker passes a
+    cached factory, so a job that never asks costs nothing); pass the token to :func:`leave`."""
+    return _current.set(context)
+
+
+def leave(token: contextvars.Token[Callable[[], JobContext] | None]) -> None:
+    _current.reset(token)
 
 
 @contextmanager
 def running(context: JobContext) -> Iterator[None]:
-    token = _current.set(context)
+    token = enter(lambda: context)
     try:
         yield
     finally:
-        _current.reset(token)
+        leave(token)
 
 
 def _backoff_tuple(name: str, backoff: int | Sequence[int] | None) -> tuple[int, ...] | None:

@@ -7,12 +7,13 @@ them. Every line passes through :class:`Redactor`, which replaces any configured
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,16 @@ class ReopeningFileHandler(logging.handlers.WatchedFileHandler):
         if now - self._checked >= self.check_every:
             self._checked = now
             self.reopenIfNeeded()
-        logging.FileHandler.emit(self, record)
+        # StreamHandler.emit, without its second lock round for flush(): handle() holds the lock.
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(self.format(record) + "\n")
+            self.stream.flush()  # one write per line: nothing waits in a buffer if the worker dies
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own policy: report, never raise into the caller
+            self.handleError(record)
 
 
 class Formatter(logging.Formatter):
@@ -72,6 +82,14 @@ class Formatter(logging.Formatter):
         if second != self._second:
             self._second, self._stamp = second, super().formatTime(record, datefmt)
         return self._stamp
+
+    def format(self, record: logging.LogRecord) -> str:
+        """:data:`FORMAT` without the generic ``%``-style machinery (two lines per job pass
+        here); records with an exception or a stack, or another format, take the standard way."""
+        if record.exc_info or record.exc_text or record.stack_info or self._fmt != FORMAT:
+            return super().format(record)
+        record.message = record.getMessage()
+        return f"{self.formatTime(record, self.datefmt)} {record.levelname} {record.message}"
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -117,18 +135,65 @@ def setup(
     return logger
 
 
+class Line(logging.LogRecord):
+    """A record of one ictq line, made cheaply: ictq's lines carry their own fields, so there
+    are no ``%`` arguments, no caller frame, no exception. The attributes a formatter may still
+    ask for get the values ``logging._srcfile = None`` gives (formatters read ``__dict__``)."""
+
+    def __init__(self, name: str, level: int, message: str) -> None:  # no super().__init__: that is the point
+        now = time.time()
+        attributes = self.__dict__
+        attributes.update(_RECORD_DEFAULTS)
+        attributes["name"] = name
+        attributes["msg"] = message
+        attributes["levelno"] = level
+        attributes["levelname"] = logging.getLevelName(level)
+        attributes["created"] = now
+        attributes["msecs"] = int((now - int(now)) * 1000) + 0.0
+        attributes["relativeCreated"] = (now - _STARTED) * 1000
+
+
+_RECORD_DEFAULTS: dict[str, Any] = {
+    "args": None, "exc_info": None, "exc_text": None, "stack_info": None, "pathname": "(unknown file)",
+    "filename": "(unknown file)", "module": "(unknown file)", "lineno": 0, "funcName": None, "thread": None,
+    "threadName": None, "processName": None, "process": None, "taskName": None,
+}
+_STARTED = time.time()
+
+
+def line(logger: logging.Logger, level: int, text: str) -> None:
+    """Log ``text`` as it is (through the logger's filters and handlers, as ``logger.log``)."""
+    if logger.isEnabledFor(level):
+        logger.handle(Line(logger.name, level, text))
+
+
 def event(logger: logging.Logger, level: int, action: str, **fields: Any) -> None:
     """Log ``action key=value ...``; nothing is formatted when the level is off."""
-    if not logger.isEnabledFor(level):
-        return
-    parts = [action]
+    if logger.isEnabledFor(level):
+        logger.handle(Line(logger.name, level, action + fields_text(fields)))
+
+
+@functools.lru_cache(maxsize=4096)
+def word(text: str) -> str:
+    """A field value as :func:`fields_text` writes it, remembered: for names that repeat on
+    every line (worker, job, queue)."""
+    return fields_text({"": text})[2:]
+
+
+def fields_text(fields: Mapping[str, Any]) -> str:
+    """`` key=value`` for every field that is not None; values with blanks, quotes or ``=``
+    quoted, non-ASCII text escaped. (Per job, twice: ints and plain words take the short way.)"""
+    parts = []
     for key, value in fields.items():
         if value is None:
             continue
-        text = str(value)
+        if value.__class__ is int:
+            parts.append(f" {key}={value}")
+            continue
+        text = value if value.__class__ is str else str(value)
         if not text.isascii():
             text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         if not text or _NEEDS_QUOTES.search(text):
             text = '"' + " ".join(text.split()).replace('"', "'") + '"'
-        parts.append(f"{key}={text}")
-    logger.log(level, " ".join(parts))
+        parts.append(f" {key}={text}")
+    return "".join(parts)

@@ -12,8 +12,7 @@ import json
 import re
 import uuid as uuidlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ictq.errors import DispatchError, InvalidPayload
 
@@ -21,9 +20,9 @@ LARAVEL_HANDLER = "Illuminate\\Queue\\CallQueuedHandler@call"
 _UUID_FIELD = re.compile(r'"uuid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A parsed payload; ``fields`` keeps every key, known or not, for re-encoding."""
+class Envelope(NamedTuple):
+    """A parsed payload; ``fields`` keeps every key, known or not, for re-encoding. (A named
+    tuple: one is made per job.)"""
 
     uuid: str
     display_name: str
@@ -140,20 +139,24 @@ def parse(text: str | bytes) -> Envelope:
     if not isinstance(fields, dict):
         raise InvalidPayload(f"payload is a JSON {type(fields).__name__}, not an object")
     job = _string(fields, "job", required=True) or ""
-    if not clean(job) == job:
+    if not job.isascii() and clean(job) != job:
         raise InvalidPayload("payload field 'job' is not valid Unicode text (a lone surrogate escape)")
+    get = fields.get
+    # The optional fields are null in most payloads: test for that inline (this runs per job).
+    display_name = get("displayName")
+    backoff = get("backoff")
     return Envelope(
         uuid=_string(fields, "uuid", required=False) or "",
-        display_name=_string(fields, "displayName", required=False) or job,
+        display_name=job if display_name is None else _string(fields, "displayName", required=False) or job,
         job=job,
-        data=fields.get("data"),
-        max_tries=_optional_int(fields, "maxTries"),
-        max_exceptions=_optional_int(fields, "maxExceptions"),
-        fail_on_timeout=bool(fields.get("failOnTimeout") or False),
-        backoff=_backoff(fields.get("backoff")),
-        timeout=_optional_int(fields, "timeout"),
-        retry_until=_optional_int(fields, "retryUntil"),
-        exceptions=_optional_int(fields, "exceptions") or 0,
+        data=get("data"),
+        max_tries=None if get("maxTries") is None else _optional_int(fields, "maxTries"),
+        max_exceptions=None if get("maxExceptions") is None else _optional_int(fields, "maxExceptions"),
+        fail_on_timeout=bool(get("failOnTimeout") or False),
+        backoff=None if backoff is None else _backoff(backoff),
+        timeout=None if get("timeout") is None else _optional_int(fields, "timeout"),
+        retry_until=None if get("retryUntil") is None else _optional_int(fields, "retryUntil"),
+        exceptions=0 if get("exceptions") is None else _optional_int(fields, "exceptions") or 0,
         fields=fields,
     )
 

@@ -7,14 +7,13 @@ then the worker's options, as in Laravel. These are pure functions of their inpu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ictq.jobs import JobSpec
 from ictq.payload import Envelope
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):  # a named tuple: one is made per job
     max_tries: int  # 0 = unlimited
     max_exceptions: int | None
     backoff: tuple[int, ...]

@@ -42,16 +42,23 @@ class TimeLimit:
             seconds, self._armed_seconds = self._armed_seconds, 0
             raise JobTimeout(f"the job ran longer than its timeout of {seconds}s")
 
+    def arm(self, seconds: int) -> None:
+        """Raise :class:`JobTimeout` in the main thread after ``seconds`` (0: no limit), until
+        :meth:`disarm`."""
+        if seconds > 0 and self._installed:
+            self._armed_seconds = seconds
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def disarm(self) -> None:
+        if self._armed_seconds:
+            self._armed_seconds = 0
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
     @contextmanager
     def limit(self, seconds: int) -> Iterator[None]:
-        """Raise :class:`JobTimeout` in this block after ``seconds`` (0: no limit)."""
-        if seconds <= 0 or not self._installed:
-            yield
-            return
-        self._armed_seconds = seconds
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        """:meth:`arm` for the duration of a block."""
+        self.arm(seconds)
         try:
             yield
         finally:
-            self._armed_seconds = 0
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.disarm()

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any, Generic, TypeVar
@@ -82,15 +82,25 @@ class ForcedStop(BaseException):
     """A second stop signal arrived while a job was running."""
 
 
-@dataclass
 class _Running:
     """The job being processed and what the loop learned about it."""
 
-    job: Reserved
-    envelope: payload.Envelope
-    spec: jobs.JobSpec
-    policy: policy.Policy
-    started: float = field(default_factory=time.monotonic)
+    __slots__ = ("_context", "envelope", "job", "policy", "settings", "spec", "started", "tag")
+
+    def __init__(self, job: Reserved, envelope: payload.Envelope, spec: jobs.JobSpec, policy: policy.Policy,
+                 settings: Settings) -> None:
+        self.job, self.envelope, self.spec, self.policy, self.settings = job, envelope, spec, policy, settings
+        self.started = time.monotonic()
+        self.tag = ""  # the job's log fields, formatted once for all of its lines
+        self._context: jobs.JobContext | None = None
+
+    def context(self) -> jobs.JobContext:
+        """What ``ictq.current_job()`` returns inside this job (made on the first call)."""
+        if self._context is None:
+            job = self.job
+            self._context = jobs.JobContext(job.id, self.envelope.uuid, self.spec.name, job.queue, job.attempts,
+                                            self.settings, self.policy.max_tries)
+        return self._context
 
 
 class Worker:
@@ -306,27 +316,33 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any mismatch is a bad payload
             raise InvalidPayload(str(exc)) from None
         opts = self.options
-        return _Running(job, envelope, spec, policy.resolve(envelope, spec, opts.tries, opts.backoff, opts.timeout))
+        return _Running(job, envelope, spec, policy.resolve(envelope, spec, opts.tries, opts.backoff, opts.timeout),
+                        self.settings)
 
     def _execute(self, running: _Running) -> None:
-        """Run the handler under the lease, the time limit and the job context."""
+        """Run the handler under the lease's hard deadline, the time limit and the job context.
+
+        (Plain arm/disarm pairs rather than context managers: this runs once per job.)"""
         limit = running.policy.timeout
-        grace = min(10.0, max(1.0, limit / 2))
-        deadline = time.monotonic() + limit + grace if limit > 0 else None
-        context = jobs.JobContext(running.job.id, running.envelope.uuid, running.spec.name, running.job.queue,
-                                  running.job.attempts, self.settings, running.policy.max_tries)
         self._running = running
-        if deadline is not None:
-            self.lease.arm(deadline, lambda storage: self._stuck(running, storage))
+        if limit > 0:
+            grace = min(10.0, max(1.0, limit / 2))
+            self.lease.arm(time.monotonic() + limit + grace, lambda storage: self._stuck(running, storage))
         try:
-            with self.time_limit.limit(limit), jobs.running(context):
-                self._in_handler = True
+            self.time_limit.arm(limit)
+            try:
+                token = jobs.enter(running.context)
                 try:
+                    self._in_handler = True
                     running.spec.handler(**running.envelope.data)
                 finally:
                     self._in_handler = False
+                    jobs.leave(token)
+            finally:
+                self.time_limit.disarm()
         finally:
-            self.lease.disarm()
+            if limit > 0:
+                self.lease.disarm()
             self._running = None
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -520,9 +536,17 @@ class Worker:
         logs.event(self.logger, level, action, worker=self.options.name, **fields)
 
     def _job_event(self, level: int, action: str, running: _Running, **fields: Any) -> None:
-        job = running.job
-        self._event(level, action, job=running.spec.name, id=job.id, uuid=running.envelope.uuid,
-                    queue=job.queue, attempt=job.attempts, **fields)
+        """``action worker=.. job=.. id=.. uuid=.. queue=.. attempt=.. fields..``: the job's own
+        fields are formatted once, for its first line, and reused for the next."""
+        if not self.logger.isEnabledFor(level):
+            return
+        if not running.tag:
+            job, word = running.job, logs.word
+            running.tag = (f" worker={word(self.options.name)} job={word(running.spec.name)} id={job.id}"
+                           f"{logs.fields_text({'uuid': running.envelope.uuid})}"
+                           f" queue={word(job.queue)} attempt={job.attempts}")
+        text = action + running.tag
+        logs.line(self.logger, level, text + logs.fields_text(fields) if fields else text)
 
 
 def describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ictq.config import DatabaseSettings
 from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
@@ -38,9 +38,9 @@ class NewJob:
     created_at: int
 
 
-@dataclass(frozen=True)
-class Reserved:
-    """A claimed row. ``(id, attempts)`` identifies this reservation."""
+class Reserved(NamedTuple):
+    """A claimed row. ``(id, attempts)`` identifies this reservation. (A named tuple: claims
+    make hundreds at a time.)"""
 
     id: int
     queue: str
