@@ -2,8 +2,11 @@
 
 A claim takes up to ``batch`` jobs of the first non-empty queue (in ``--queue`` order) in one
 transaction, which also deletes the jobs finished since the last claim. The batch size adapts:
-it doubles while claims come back full, up to :data:`MAX_BATCH`, and falls back to what the
-queue had. Claimed jobs wait in a local buffer, leased by the lease keeper, and run one by one.
+it doubles while claims come back full, up to :data:`MAX_BATCH`, but never beyond about
+:data:`CLAIM_WINDOW` seconds of work at the pace the last batch ran (so slow jobs are claimed
+one or a few at a time, as in Laravel, and a job that arrives on a higher-priority queue waits
+at most that long), and it falls back to what the queue had. Claimed jobs wait in a local
+buffer, leased by the lease keeper, and run one by one.
 Finished jobs are deleted in batches: with the next claim, when :data:`ACK_MAX_DELAY` has
 passed, and at exit. A stopping worker hands back the jobs it claimed and did not start, at
 once, with their attempt taken back. Every write is fenced by ``(id, attempts)``.
@@ -18,7 +21,8 @@ from collections.abc import Callable, Iterable
 from ictq.db import Reserved, Storage
 from ictq.lease import LeaseKeeper
 
-MAX_BATCH = 256
+MAX_BATCH = 1024  # also bounds the held-jobs list stored with the claim (MySQL TEXT: 64 KB)
+CLAIM_WINDOW = 0.05
 ACK_MAX_DELAY = 0.5
 
 
@@ -33,6 +37,8 @@ class Claims:
         self.clock = clock
         self.max_batch = max(1, max_batch)
         self.batch = 1
+        self._claimed_at: float | None = None  # when the last batch was claimed (None: it ran dry idle)
+        self._claimed = 0
         self._buffer: deque[Reserved] = deque()
         self._acks: list[Reserved] = []
         self._oldest_ack = 0.0
@@ -59,10 +65,24 @@ class Claims:
             if claimed:
                 self.lease.hold(claimed)
                 self._buffer.extend(claimed)
-                self.batch = min(self.max_batch, size * 2) if len(claimed) == size else max(1, len(claimed))
+                self._resize(size, len(claimed))
                 return
-        self.batch = 1
+        self.batch, self._claimed_at = 1, None
         self.flush()  # every queue paused: nothing carried the acks
+
+    def _resize(self, asked: int, got: int) -> None:
+        """The next batch: what the queue had when it had less than asked; else double, capped
+        by MAX_BATCH and by CLAIM_WINDOW at the pace the previous batch ran."""
+        now = time.monotonic()
+        if got < asked:
+            self.batch = max(1, got)
+        else:
+            self.batch = min(self.max_batch, asked * 2)
+            if self._claimed_at is not None and self._claimed:
+                per_job = (now - self._claimed_at) / self._claimed
+                if per_job > 0:
+                    self.batch = max(1, min(self.batch, int(CLAIM_WINDOW / per_job)))
+        self._claimed_at, self._claimed = now, got
 
     def _claim_with_acks(self, queue: str, now: int, size: int) -> list[Reserved]:
         acks = self._acks

@@ -3,9 +3,12 @@
 Every worker registers itself and beats every :data:`BEAT_EVERY` seconds from its lease
 thread: host, pid, name, queues, start, last beat, current job, processed and failed counts.
 Each beat also reaps: a worker whose beats stopped for :data:`DEAD_AFTER` seconds, or whose
-process is gone on this very host, is marked dead and the job it held goes back to the queue
-at once, instead of after ``retry_after``. The release is fenced by ``(id, attempts)``, so a
-job another worker has claimed since is never touched.
+process is gone on this very host, is marked dead and the jobs it held go back to the queue
+at once, instead of after ``retry_after``: the one it was running with its attempt counted, the
+others (not started, or finished and not yet deleted) with their attempt taken back, when the
+dead worker's progress file (:mod:`ictq.progress`) says which was which; without it, every
+attempt counts. The writes are fenced by ``(id, attempts)``, so a job another worker has
+claimed since is never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ictq import progress
 from ictq.db import Reserved, Storage
 
 BEAT_EVERY = 5.0
@@ -56,7 +60,11 @@ class WorkerRecord:
         """Alive: beating, and (when it runs on this machine's kernel) its process exists."""
         if self.state != "alive" or now - self.beat_at >= DEAD_AFTER:
             return False
-        return not self.id.endswith(f":{BOOT_ID}") or _process_exists(self.pid)
+        return not self.on_this_boot() or _process_exists(self.pid)
+
+    def on_this_boot(self) -> bool:
+        """Whether the worker ran on this machine's kernel, since its last boot."""
+        return self.id.endswith(f":{BOOT_ID}")
 
     def as_dict(self, now: int) -> dict[str, Any]:
         return {**asdict(self), "alive": self.alive(now), "last_beat_age": max(0, now - self.beat_at)}
@@ -95,9 +103,12 @@ class Heartbeat:
             held = [Reserved(int(i), "", "", int(a)) for i, a in json.loads(record.held or "[]")]
             if record.job_id is not None and record.job_attempts is not None:
                 held.append(Reserved(record.job_id, "", "", record.job_attempts))
-            # As the lease would after retry_after: the attempt counts, so a job that kills its
-            # worker still runs out of tries. (Jobs already done or re-claimed are fenced off.)
-            storage.release_many(held)
+            ran, unstarted = split_held(held, progress.read(record.id) if record.on_this_boot() else None)
+            # The running job's attempt counts, so a job that kills its worker still runs out of
+            # tries; the others get theirs back. (Jobs done or re-claimed since are fenced off.)
+            storage.release_many(ran)
+            storage.unclaim_many(unstarted)
+            progress.forget(record.id)
             reaped.append(record)
         storage.run("stats_forget_old", {"before": now - FORGET_AFTER})
         storage.run("worker_forget_old", {"before": now - FORGET_AFTER})
@@ -105,6 +116,17 @@ class Heartbeat:
 
     def leave(self, storage: Storage) -> None:
         storage.run("worker_leave", {"id": self.id})
+
+
+def split_held(held: Sequence[Reserved], position: progress.Position | None
+               ) -> tuple[list[Reserved], list[Reserved]]:
+    """A dead worker's held jobs as ``(ran, unstarted)``: ``ran`` is the job it was running when
+    it died; without its position every job counts as ran, as an expired lease would have it."""
+    if position is None:
+        return list(held), []
+    ran = [job for job in held if position.state == progress.RUNNING
+           and (job.id, job.attempts) == (position.job_id, position.attempts)]
+    return ran, [job for job in held if job not in ran]
 
 
 def workers(storage: Storage) -> list[WorkerRecord]:

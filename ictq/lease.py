@@ -79,6 +79,10 @@ class LeaseKeeper(threading.Thread):
                 self._deadline = deadline
         self._wake.set()
 
+    def beaten(self) -> None:
+        """The worker sent a heartbeat itself: the next one is due a full period from now."""
+        self._beat_at = time.monotonic()
+
     def disarm(self) -> None:
         with self._lock:
             self._deadline, self._on_deadline = None, None

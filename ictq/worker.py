@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
-from ictq import jobs, logs, ops, payload, policy
+from ictq import jobs, logs, ops, payload, policy, progress
 from ictq.claims import MAX_BATCH, Claims
 from ictq.config import Settings
 from ictq.control import ControlWatcher
@@ -130,6 +130,7 @@ class Worker:
         self.control = ControlWatcher(self.storage)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
                              max_batch=1 if options.once else MAX_BATCH, holder=self.heartbeat.id)
+        self.progress = progress.Progress(None)  # the real one from start-up on (see _start)
         self.processed = 0
         self.iterations = 0
         self._started = time.monotonic()
@@ -198,6 +199,7 @@ class Worker:
             self._flush_pending(final=True)
             self.lease.stop()
             self._leave()
+            self.progress.close()
             self.time_limit.restore()
             self._restore_signal_handlers()
             self.storage.close()
@@ -211,6 +213,12 @@ class Worker:
             self._restore_signal_handlers()
             raise
         self.time_limit.install()
+        self.progress = progress.Progress(self.heartbeat.id)
+        # Registered before the first claim, so a worker killed by its very first job is reaped
+        # like any other (and dead workers' jobs come back before this one looks for work).
+        with contextlib.suppress(DatabaseUnavailable):
+            self._beat(self.storage)
+            self.lease.beaten()
         self.lease.start()
 
     def _check_database(self) -> None:
@@ -260,6 +268,7 @@ class Worker:
     def _process(self, job: Reserved) -> None:
         if not self._process_one(job):
             self.lease.let_go([job])
+        self.progress.set(job.id, job.attempts, progress.FINISHED)
 
     def _process_one(self, job: Reserved) -> bool:
         """Run one claimed job and record its outcome; True when it succeeded (ack pending)."""
@@ -272,6 +281,7 @@ class Worker:
         if exhausted is not None:
             self._fail(job, job.payload, MaxAttemptsExceeded(exhausted), name=running.spec.name)
             return False
+        self.progress.set(job.id, job.attempts, progress.RUNNING)  # if the worker dies now, this attempt counts
         self._job_event(logging.INFO, "processing", running)
         try:
             self._execute(running)

@@ -31,6 +31,34 @@ def test_a_batch_is_claimed_in_one_go_and_unstarted_jobs_are_handed_back(app: Ap
     assert claims.batch == 8  # a full batch keeps the size (capped at max_batch)
 
 
+def claim_sizes(app: App, jobs: int, seconds_per_job: float) -> list[int]:
+    """Claim and 'run' ``jobs`` jobs taking ``seconds_per_job`` each; the size of every claim."""
+    app.client().dispatch_many("test.record", [{"n": i} for i in range(jobs)])
+    lease = LeaseKeeper(app.storage(), 30, time.time, logging.getLogger("test"))
+    claims = Claims(app.storage(), lease, ("default",), 90, time.time)
+    sizes = []
+    while True:
+        claiming = claims.buffered == 0
+        job = claims.next(frozenset())
+        if job is None:
+            break
+        if claiming:
+            sizes.append(claims.buffered + 1)
+        time.sleep(seconds_per_job)
+        claims.done(job)
+    claims.flush()
+    assert sum(sizes) == jobs and count_rows(app.storage(), "jobs") == 0
+    return sizes
+
+
+def test_batches_grow_for_quick_jobs_and_stay_small_for_slow_ones(app: App) -> None:
+    quick = claim_sizes(app, 300, 0)
+    assert quick[:5] == [1, 2, 4, 8, 16] and max(quick) >= 128
+    # 25 ms a job: a batch holds about CLAIM_WINDOW (50 ms) of work, never the doubling's 64.
+    slow = claim_sizes(app, 30, 0.025)
+    assert slow[:2] == [1, 2] and max(slow) <= 2
+
+
 def test_a_stopping_worker_hands_back_its_unstarted_claims_at_once(app: App) -> None:
     app.write_env(DB_QUEUE_RETRY_AFTER="600")
     app.client().dispatch_many("test.slow", [{"n": i, "seconds": 0.2} for i in range(40)])

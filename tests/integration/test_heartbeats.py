@@ -6,7 +6,7 @@ import json
 import signal
 import time
 
-from tests.support.app import App, wait_for
+from tests.support.app import App, count_rows, rows, wait_for
 
 
 def listed(app: App, *args: str) -> list[dict[str, object]]:
@@ -51,6 +51,64 @@ def test_a_dead_workers_job_comes_back_at_once_not_after_retry_after(app: App) -
     assert everyone["victim"]["state"] == "dead" and everyone["rescuer"]["alive"]
     rescuer.send_signal(signal.SIGTERM)
     assert rescuer.wait(timeout=15) == 0
+
+
+def _kill_mid_batch(app: App) -> tuple[str, int]:
+    """40 quick jobs; job 20 kills its worker (tries=1, Laravel's default) in the middle of a
+    claimed batch (batches grow 1, 2, 4, 8, 16: jobs 15-30 are held). Return the dead worker's id."""
+    app.write_env(DB_QUEUE_RETRY_AFTER="300")
+    app.client().dispatch_many("test.killer", [{"n": i, "kill_at": 20} for i in range(40)])
+    victim = app.worker("--sleep", "0.1", "--name", "victim")
+    assert victim.wait(timeout=60) == -signal.SIGKILL
+    (dead,) = listed(app, "--all")
+    assert dead["name"] == "victim" and json.loads(str(dead["held"]))  # the batch is on record
+    return str(dead["id"]), victim.pid
+
+
+def _rescue(app: App) -> dict[str, list[str]]:
+    """Run a second worker until the jobs table is empty (the dead worker's batch comes back
+    when the rescuer reaps it); return the executions by kind."""
+    rescuer = app.worker("--sleep", "0.1", "--name", "rescuer")
+    storage = app.storage()
+    wait_for(lambda: count_rows(storage, "jobs") == 0, what="every job run or failed")
+    rescuer.send_signal(signal.SIGTERM)
+    assert rescuer.wait(timeout=15) == 0
+    assert "worker-reaped worker=rescuer dead=victim" in app.log_text()
+    return {kind: app.executions(kind) for kind in ("started", "record")}
+
+
+def failed_numbers(app: App) -> list[int]:
+    found = rows(app.storage(), "SELECT payload FROM failed_jobs")
+    return sorted(int(json.loads(payload)["data"]["n"]) for (payload,) in found)
+
+
+def test_a_worker_killed_mid_batch_costs_only_the_running_job_its_attempt(app: App) -> None:
+    _kill_mid_batch(app)
+    runs = _rescue(app)
+    # The job that killed its worker ran once and fails for good ("attempted too many times"),
+    # as in Laravel; every other job of the dead worker's batch runs, none is failed for an
+    # attempt it never had. (15-19 had finished but were not deleted yet: they run again.)
+    assert failed_numbers(app) == [20]
+    assert runs["started"].count("20") == 1
+    assert sorted(set(runs["record"]), key=int) == [str(n) for n in range(40) if n != 20]
+    (reason,) = rows(app.storage(), "SELECT exception FROM failed_jobs")[0]
+    assert "attempted too many times" in reason
+
+
+def test_without_the_dead_workers_progress_file_every_held_attempt_counts(app: App) -> None:
+    from ictq import progress
+
+    dead_id, _ = _kill_mid_batch(app)
+    position = progress.read(dead_id)
+    assert position is not None and (position.attempts, position.state) == (1, progress.RUNNING)
+    ((payload,),) = rows(app.storage(), f"SELECT payload FROM jobs WHERE id = {position.job_id}")
+    assert json.loads(payload)["data"]["n"] == 20  # the job that was running
+    progress.forget(dead_id)  # as when the reaper runs on another machine
+    runs = _rescue(app)
+    failed = failed_numbers(app)
+    # The conservative rule, as an expired lease: the whole held batch spent its one try.
+    assert 20 in failed and len(failed) > 1 and all(15 <= n <= 30 for n in failed)
+    assert sorted(set(runs["record"]) | {str(n) for n in failed}, key=int) == [str(n) for n in range(40)]
 
 
 def test_job_statistics_are_stored_per_worker_and_job(app: App) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -129,3 +130,12 @@ class _Undeserialisable:
 
 
 ictq.job("test.undeserialisable", tries=1)(_Undeserialisable())
+
+
+@ictq.job("test.killer")
+def killer(n: int, kill_at: int) -> None:
+    """Job ``kill_at`` kills its own worker (as the OOM killer or a segfault would)."""
+    _append("started", str(n))
+    if n == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _append("record", str(n))

@@ -1,0 +1,121 @@
+"""Which claimed job a worker is running, kept where it outlives the worker: a tiny
+memory-mapped file on this machine.
+
+A batch claim reserves several jobs, and each claim counts an attempt for all of them; the
+worker then runs them one by one. When a worker is killed (``kill -9``, the OOM killer), the
+worker that reaps it must tell the one job that was running (its attempt counts, so a job
+that kills its worker still runs out of tries, as in Laravel) from the jobs that never started
+or had finished (their attempt is taken back, so with ``--tries=1`` they are not failed for an
+attempt they never had). Writing that to the database would cost a commit per job; a store into
+a shared mapping costs no system call and survives the process. Only a reaper on the same
+machine (same kernel boot) can read it; everywhere else, or when the file is missing or torn,
+the reaper falls back to counting the attempt of every held job, as an expired lease does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import re
+import stat
+import struct
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+_RECORD = struct.Struct("<qqqq")  # job id, attempts, state, check
+_MAGIC = 0x1C7A_5EED_0B5E_55ED
+_MASK = (1 << 63) - 1
+IDLE, RUNNING, FINISHED = 0, 1, 2
+
+
+class Position(NamedTuple):
+    job_id: int
+    attempts: int
+    state: int  # IDLE, RUNNING or FINISHED
+
+
+def directory() -> Path | None:
+    """This user's directory for progress files (``/dev/shm`` when there is one), or None
+    when it cannot be made private (then there is no file and reaping stays conservative)."""
+    base = Path("/dev/shm") if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    path = (base or Path(tempfile.gettempdir())) / f"ictq-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+    except OSError:
+        return None
+    private = stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
+    return path if private else None
+
+
+def path_for(worker_id: str) -> Path | None:
+    folder = directory()
+    return None if folder is None else folder / re.sub(r"[^A-Za-z0-9._-]", "_", worker_id)
+
+
+def _check(job_id: int, attempts: int, state: int) -> int:
+    return (job_id ^ (attempts << 20) ^ (state << 40) ^ _MAGIC) & _MASK
+
+
+class Progress:
+    """The writing side, owned by one worker. Without a usable file (or without a worker id)
+    every call is a no-op."""
+
+    def __init__(self, worker_id: str | None) -> None:
+        self.path = None if worker_id is None else path_for(worker_id)
+        self._map: mmap.mmap | None = None
+        if self.path is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            self.path = None
+            return
+        try:
+            os.ftruncate(fd, _RECORD.size)
+            self._map = mmap.mmap(fd, _RECORD.size)
+        except OSError:
+            self.path = None
+        finally:
+            os.close(fd)
+        self.set(0, 0, IDLE)
+
+    def set(self, job_id: int, attempts: int, state: int) -> None:
+        """Record the job this worker is at (one store into the mapping)."""
+        if self._map is not None:
+            _RECORD.pack_into(self._map, 0, job_id, attempts, state, _check(job_id, attempts, state))
+
+    def close(self, remove: bool = True) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if remove and self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
+
+def read(worker_id: str) -> Position | None:
+    """Where a (dead) worker of this machine was; None when unknown or unreadable."""
+    path = path_for(worker_id)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) != _RECORD.size:
+        return None
+    job_id, attempts, state, check = _RECORD.unpack(data)
+    if check != _check(job_id, attempts, state) or state not in (IDLE, RUNNING, FINISHED):
+        return None  # torn or foreign
+    return Position(job_id, attempts, state)
+
+
+def forget(worker_id: str) -> None:
+    """Remove a reaped worker's file."""
+    path = path_for(worker_id)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
