@@ -55,7 +55,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--rss-timeout", type=float, help="seconds the RSS scenario may take (default 600)")
     p.add_argument("--workdir", type=Path, help="where the temporary run directory goes")
     p.add_argument("--keep", action="store_true", help="keep the run directory (worker logs)")
-    p.add_argument("--readme", type=Path, default=README, help="README to write the table to ('-': none)")
+    p.add_argument("--readme", type=Path,
+                   help="README to write the table to ('-': none; default: bench/README.md, for a full "
+                        "run only: a narrowed or --quick run writes none unless asked)")
     p.add_argument("--json", type=Path, help="also write every result as JSON here")
     args = p.parse_args(argv)
     options = Options()
@@ -162,6 +164,11 @@ def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: 
     return "\n".join(lines) + report.markdown()
 
 
+def _full(options: Options) -> Options:
+    """``options`` with every choice that narrows a run set back to its default."""
+    return dataclasses.replace(Options(), keep=options.keep, workdir=options.workdir, log=options.log)
+
+
 def main(argv: list[str] | None = None) -> None:
     options, args = parse_args(argv)
     raw = sys.argv[1:] if argv is None else argv
@@ -179,8 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(f"{k}: {v}" for k, v in facts))
     print()
     print(report.markdown())
-    if str(args.readme) != "-":
-        args.readme.write_text(readme(report, facts, command.strip(), minutes))
-        print(f"bench: wrote {args.readme}")
+    target = args.readme if args.readme is not None else README if options == _full(options) else None
+    if target is not None and str(target) != "-":
+        target.write_text(readme(report, facts, command.strip(), minutes))
+        print(f"bench: wrote {target}")
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
