@@ -167,6 +167,7 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
             busy_timeout_ms=reader.integer("DB_BUSY_TIMEOUT", 5000, minimum=0),
             synchronous=reader.choice("DB_SYNCHRONOUS", SQLITE_SYNCHRONOUS, "FULL", upper=True),
             journal_mode=reader.choice("DB_JOURNAL_MODE", SQLITE_JOURNAL_MODES, "WAL", upper=True),
+            worker_synchronous_commit=_worker_synchronous_commit(reader),
         )
     return DatabaseSettings(
         connection=connection,
@@ -176,8 +177,12 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
         username=reader.text("DB_USERNAME", "root"),
         password=reader.text("DB_PASSWORD", ""),
         socket=reader.text("DB_SOCKET", ""),
-        worker_synchronous_commit=reader.choice("DB_WORKER_SYNCHRONOUS_COMMIT", ("on", "off"), "off") == "on",
+        worker_synchronous_commit=_worker_synchronous_commit(reader),
     )
+
+
+def _worker_synchronous_commit(reader: _Reader) -> bool:
+    return reader.choice("DB_WORKER_SYNCHRONOUS_COMMIT", ("on", "off"), "off") == "on"
 
 
 def _resolve(app_dir: Path, value: str) -> Path:

@@ -2,8 +2,9 @@
 
 One writer at a time: a claim runs in ``BEGIN IMMEDIATE``, so two workers never claim the
 same row. WAL journal by default (readers do not block the writer) with ``synchronous=FULL``,
-so a committed claim or acknowledgement survives a power loss; ``DB_SYNCHRONOUS=NORMAL`` trades
-that for speed (a power loss may roll back the last transactions, never corrupt the file).
+so a committed dispatch survives a power loss; ``DB_SYNCHRONOUS=NORMAL`` trades that for speed
+(a power loss may roll back the last transactions, never corrupt the file). A worker's own
+connection uses ``NORMAL`` in WAL mode (see :meth:`SqliteStorage._synchronous`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,20 @@ class SqliteStorage(Storage):
         conn.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
         conn.execute(f"PRAGMA busy_timeout = {int(self.db.busy_timeout_ms)}")
         conn.execute(f"PRAGMA journal_mode = {self.db.journal_mode}")
-        conn.execute(f"PRAGMA synchronous = {self.db.synchronous}")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous()}")
         return conn
+
+    def _synchronous(self) -> str:
+        """``DB_SYNCHRONOUS``, except for a worker's own connection in WAL mode (unless
+        ``DB_WORKER_SYNCHRONOUS_COMMIT=on``): its claims, acknowledgements and leases commit
+        without waiting for fsync (``NORMAL``). A power loss may then undo the last of them,
+        never corrupt the file, and those jobs simply run again (at-least-once either way).
+        Dispatches, made on other connections, stay ``FULL``; their fsync also covers the
+        worker's earlier commits in the same WAL."""
+        wal = self.db.journal_mode.upper() == "WAL"
+        if self.worker and wal and not self.db.worker_synchronous_commit and self.db.synchronous in ("FULL", "EXTRA"):
+            return "NORMAL"
+        return self.db.synchronous
 
     def _driver_error(self) -> type[BaseException]:
         return sqlite3.Error

@@ -7,7 +7,9 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from ictq.db import Reserved
+import pytest
+
+from ictq.db import Reserved, Storage, open_storage
 from tests.support.app import App, count_rows, rows
 from tests.support.databases import fresh_database
 
@@ -160,3 +162,32 @@ def test_bulk_dispatch_writes_the_same_envelope_as_single_dispatch(app: App) -> 
     assert second["backoff"] == "2,5" and second["delay"] == 5 and second["data"] == {"n": 1, "failures": 0}
     assert stored[1][1:] == (1_800_000_005, 1_800_000_000, 0)
     assert len({d.uuid for d in many}) == 2000
+
+
+DURABILITY_SQL = {"sqlite": "PRAGMA synchronous", "pgsql": "SHOW synchronous_commit",
+                  "mysql": "SELECT @@innodb_flush_log_at_trx_commit"}
+
+
+def durability(storage: Storage, dialect: str) -> str:
+    ((value,),) = rows(storage, DURABILITY_SQL[dialect])
+    return str(value)
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_workers_commit_without_waiting_for_the_disk_and_dispatches_wait(app: App, opt_out: bool) -> None:
+    """A worker's own connection commits asynchronously on PostgreSQL (synchronous_commit=off)
+    and SQLite in WAL mode (synchronous=NORMAL); a dispatcher's commits stay durable, and
+    DB_WORKER_SYNCHRONOUS_COMMIT=on makes the worker's durable too. (MariaDB's setting is the
+    server's own, left alone.)"""
+    if opt_out:
+        app.write_env(DB_WORKER_SYNCHRONOUS_COMMIT="on")
+    settings = app.settings
+    worker, client = open_storage(settings, worker=True), open_storage(settings)
+    durable = {"sqlite": "2", "pgsql": "on"}.get(app.dialect)
+    if durable is None:  # MariaDB: both sessions follow the server
+        assert durability(worker, app.dialect) == durability(client, app.dialect)
+    else:
+        assert durability(client, app.dialect) == durable
+        assert durability(worker, app.dialect) == (durable if opt_out else {"sqlite": "1", "pgsql": "off"}[app.dialect])
+    worker.close()
+    client.close()
