@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import time
@@ -59,12 +60,15 @@ class ReopeningFileHandler(logging.handlers.WatchedFileHandler):
         if now - self._checked >= self.check_every:
             self._checked = now
             self.reopenIfNeeded()
-        # StreamHandler.emit, without its second lock round for flush(): handle() holds the lock.
+        # StreamHandler.emit with one os.write per line (handle() holds the lock): no buffer
+        # for a killed worker to lose, and no text-layer flush on the per-job path.
         try:
             if self.stream is None:
                 self.stream = self._open()
-            self.stream.write(self.format(record) + "\n")
-            self.stream.flush()  # one write per line: nothing waits in a buffer if the worker dies
+            data = (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            fd = self.stream.fileno()
+            while data:
+                data = data[os.write(fd, data):]
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's own policy: report, never raise into the caller
