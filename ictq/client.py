@@ -79,19 +79,24 @@ class Client:
         seconds = _seconds(delay)
         now = int(self.clock())
         target = self._queue(spec, queue)
-        template = self._template(name, spec, now, seconds)
-        uuids: list[str] = []
+        available_at = now + seconds
+        fill = self._template(name, spec, now, seconds).filler()
+        dispatched: list[Dispatched] = []
 
         def rows() -> Iterator[NewJob]:
-            for item in items:
+            # The uuids come from random_uuids (one os.urandom call per batch of jobs): uuid4()
+            # per job costs more than encoding the job. zip takes the item first, so the uuid
+            # stream is not advanced past the last item. Each Dispatched is built here, while the
+            # server is still busy with earlier rows, rather than in a loop after the commit.
+            for item, job_uuid in zip(items, payload.random_uuids(), strict=False):
                 if spec is not None:
                     jobs.check_arguments(spec, item)
-                job_uuid, text = template.render(item)
-                uuids.append(job_uuid)
-                yield NewJob(target, text, now + seconds, now)
+                text = fill(job_uuid, item)
+                dispatched.append(Dispatched(None, job_uuid, name, target))
+                yield NewJob(target, text, available_at, now)
 
         self.storage.push_many(rows())
-        return [Dispatched(None, job_uuid, name, target) for job_uuid in uuids]
+        return dispatched
 
     def _queue(self, spec: jobs.JobSpec | None, queue: str | None) -> str:
         return queue or (spec.queue if spec else None) or self.settings.default_queue

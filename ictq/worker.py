@@ -131,6 +131,7 @@ class Worker:
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
                              max_batch=1 if options.once else MAX_BATCH, holder=self.heartbeat.id)
         self.progress = progress.Progress(None)  # the real one from start-up on (see _start)
+        self._policies: dict[tuple[Any, ...], policy.Policy] = {}
         self.processed = 0
         self.iterations = 0
         self._started = time.monotonic()
@@ -325,9 +326,19 @@ class Worker:
             jobs.check_arguments(spec, envelope.data)
         except Exception as exc:  # noqa: BLE001 - any mismatch is a bad payload
             raise InvalidPayload(str(exc)) from None
-        opts = self.options
-        return _Running(job, envelope, spec, policy.resolve(envelope, spec, opts.tries, opts.backoff, opts.timeout),
-                        self.settings)
+        return _Running(job, envelope, spec, self._policy(envelope, spec), self.settings)
+
+    def _policy(self, envelope: payload.Envelope, spec: jobs.JobSpec) -> policy.Policy:
+        """:func:`policy.resolve`, remembered: the jobs of one dispatch share their policy."""
+        key = (spec, envelope.max_tries, envelope.max_exceptions, envelope.backoff, envelope.timeout,
+               envelope.retry_until, envelope.fail_on_timeout)
+        found = self._policies.get(key)
+        if found is None:
+            if len(self._policies) >= 1024:  # retryUntil differs per dispatch: keep it bounded
+                self._policies.clear()
+            opts = self.options
+            found = self._policies[key] = policy.resolve(envelope, spec, opts.tries, opts.backoff, opts.timeout)
+        return found
 
     def _execute(self, running: _Running) -> None:
         """Run the handler under the lease's hard deadline, the time limit and the job context.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import select
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any, TypeVar
 
 import psycopg
 
 from ictq.db.base import NewJob, Reserved, Storage
 from ictq.sql import load_queries
 from ictq.wakeup import Waker
+
+COPY_BATCH = 256  # rows per COPY write: ~115 KB of ~450-byte rows, under psycopg's 128 KB largest send
+_T = TypeVar("_T")
 
 
 class PgsqlStorage(Storage):
@@ -57,11 +61,13 @@ class PgsqlStorage(Storage):
         return self._conn is not None and bool(self._conn.closed)
 
     def push_many(self, jobs: Iterable[NewJob]) -> int:
+        """COPY the jobs in blocks of :data:`COPY_BATCH` rows of COPY text, one ``write`` each:
+        ``write_row`` per job costs more than formatting the rows here."""
         count = 0
         with self.transaction(), self.connection.cursor().copy(self.sql["push_many"]) as copy:
-            for job in jobs:
-                copy.write_row((job.queue, job.payload, 0, job.available_at, job.created_at))
-                count += 1
+            for batch in _batches(jobs, COPY_BATCH):
+                copy.write(copy_text(batch))
+                count += len(batch)
         return count
 
     def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
@@ -82,3 +88,32 @@ class PgsqlStorage(Storage):
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
         return [Reserved(*row) for row in self._execute("claim", params).fetchall()]
+
+
+def copy_text(jobs: Sequence[NewJob]) -> str:
+    """The rows of ``jobs`` as COPY text (the columns of the ``push_many`` statement).
+
+    For speed, the text fields are looked at once for the whole block: they rarely hold a
+    character COPY must escape (backslash, tab, newline, carriage return; a JSON payload has a
+    backslash only where its strings have an escape), and only then is each field escaped. A NUL
+    is refused as psycopg's ``write_row`` refuses it.
+    """
+    fields = "".join([f"{queue}{payload}" for queue, payload, _, _ in jobs])
+    if "\x00" in fields:
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    if "\\" in fields or "\t" in fields or "\n" in fields or "\r" in fields:
+        return "".join([f"{_escape(queue)}\t{_escape(payload)}\t0\t{available_at}\t{created_at}\n"
+                        for queue, payload, available_at, created_at in jobs])
+    return "".join([f"{queue}\t{payload}\t0\t{available_at}\t{created_at}\n"
+                    for queue, payload, available_at, created_at in jobs])
+
+
+def _escape(field: str) -> str:
+    """A text field for COPY's text format."""
+    return field.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -61,9 +61,11 @@ def test_batches_grow_for_quick_jobs_and_stay_small_for_slow_ones(app: App) -> N
 
 def test_a_stopping_worker_hands_back_its_unstarted_claims_at_once(app: App) -> None:
     app.write_env(DB_QUEUE_RETRY_AFTER="600")
-    app.client().dispatch_many("test.slow", [{"n": i, "seconds": 0.2} for i in range(40)])
+    # Quick jobs, so batches grow (1, 2, 4, 8, 16); job 20 takes a second, and the rest of its
+    # batch (21-30) waits in the worker while it runs.
+    app.client().dispatch_many("test.slow", [{"n": i, "seconds": 1.0 if i == 20 else 0.001} for i in range(40)])
     proc = app.worker("--sleep", "0.1")
-    wait_for(lambda: len(app.executions("record")) >= 8, what="the batches to grow")
+    wait_for(lambda: "20" in app.executions("started"), what="the slow job to start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     done = len(app.executions("record"))
@@ -71,7 +73,7 @@ def test_a_stopping_worker_hands_back_its_unstarted_claims_at_once(app: App) -> 
     assert count_rows(storage, "jobs", "reserved_at IS NOT NULL") == 0
     assert count_rows(storage, "jobs") == 40 - done
     assert rows(storage, "SELECT MAX(attempts) FROM jobs") == [(0,)]
-    assert "handed-back worker=default jobs=" in app.log_text()
+    assert "handed-back worker=default jobs=10" in app.log_text()
     rest = app.worker("--sleep", "0.1", "--stop-when-empty")  # nothing waits for retry_after
     assert rest.wait(timeout=60) == 0
     assert sorted(int(n) for n in app.executions("record")) == list(range(40))
