@@ -14,6 +14,7 @@ loop never waits for it: holding and letting go of jobs only updates a set under
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -97,6 +98,9 @@ class LeaseKeeper(threading.Thread):
     # -- the thread -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        # Connect now, during start-up, not in the middle of the first idle stretch.
+        with contextlib.suppress(IctqError):
+            self.storage.connection  # noqa: B018 - opening the connection is the point
         while not self._stopping:
             self._beat_if_due()
             self._wake.wait(self._seconds_to_next())
