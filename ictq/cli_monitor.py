@@ -12,11 +12,9 @@ from types import FrameType
 from typing import Any
 
 import click
-from prometheus_client import generate_latest, start_http_server
 
 from ictq import health as checks
 from ictq import logs
-from ictq import metrics as exporter
 from ictq.cli import _redacted, _State, cli, pass_state
 from ictq.config import Settings
 from ictq.db import open_storage
@@ -106,6 +104,11 @@ def metrics(state: _State, listen: str, once: bool) -> None:
     job, runs and durations per job and outcome (summed over every worker on every host),
     workers alive. One exporter is enough for all hosts. TERM or INT stop it.
     """
+    # Imported here, not at start-up: every `ictq` command (a starting worker too) loads this module.
+    from prometheus_client import start_http_server
+
+    from ictq import metrics as exporter
+
     settings = state.settings
     try:
         host, port = exporter.parse_listen(listen)
@@ -130,6 +133,10 @@ def metrics(state: _State, listen: str, once: bool) -> None:
 
 
 def _print_once(settings: Settings) -> None:
+    from prometheus_client import generate_latest
+
+    from ictq import metrics as exporter
+
     quiet = logging.getLogger("ictq.metrics.once")
     quiet.disabled = True
     collector = exporter.QueueCollector(lambda: open_storage(settings), quiet)

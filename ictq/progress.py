@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 _RECORD = struct.Struct("<qqqq")  # job id, attempts, state, check
-_MAGIC = 0x1C7A_5EED_0B5E_55ED
-_MASK = (1 << 63) - 1
+_pack_into = _RECORD.pack_into
+_MAGIC = 0x1C7A_5EED  # small ints keep the per-job arithmetic cheap
+_MASK = (1 << 63) - 1  # the check fits the record's signed 64 bits whatever the job id
 IDLE, RUNNING, FINISHED = 0, 1, 2
 
 
@@ -56,7 +57,8 @@ def path_for(worker_id: str) -> Path | None:
 
 
 def _check(job_id: int, attempts: int, state: int) -> int:
-    return (job_id ^ (attempts << 20) ^ (state << 40) ^ _MAGIC) & _MASK
+    """A torn record (a worker killed in the middle of writing it) does not match this."""
+    return ((job_id * 1_000_003 + attempts * 7_919 + state) ^ _MAGIC) & _MASK
 
 
 class Progress:
@@ -83,9 +85,11 @@ class Progress:
         self.set(0, 0, IDLE)
 
     def set(self, job_id: int, attempts: int, state: int) -> None:
-        """Record the job this worker is at (one store into the mapping)."""
+        """Record the job this worker is at (one store into the mapping; twice per job, so
+        :func:`_check` is written out here)."""
         if self._map is not None:
-            _RECORD.pack_into(self._map, 0, job_id, attempts, state, _check(job_id, attempts, state))
+            check = ((job_id * 1_000_003 + attempts * 7_919 + state) ^ _MAGIC) & _MASK
+            _pack_into(self._map, 0, job_id, attempts, state, check)
 
     def close(self, remove: bool = True) -> None:
         if self._map is not None:

@@ -12,9 +12,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 _extra_dirs: list[Path] = []
 
@@ -41,6 +42,8 @@ def add_template_dir(path: str | Path) -> None:
 
 def render(name: str, locale: str, context: Mapping[str, Any]) -> Rendered:
     """The subject, text and HTML of notification ``name`` in ``locale``."""
+    import jinja2  # here, not at import: every worker imports this module, few of them send mail
+
     env = _environment(tuple(_extra_dirs))
     try:
         subject = env.get_template(f"{locale}/{name}.subject.txt").render(context)
@@ -58,6 +61,8 @@ def render(name: str, locale: str, context: Mapping[str, Any]) -> Rendered:
 
 @functools.cache
 def _environment(extra_dirs: tuple[Path, ...]) -> jinja2.Environment:
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(folder)) for folder in extra_dirs]
     loaders.append(jinja2.PackageLoader("ictq.mail", "templates"))
     return jinja2.Environment(

@@ -87,3 +87,10 @@ def test_a_finished_job_and_a_stale_position_count_nothing() -> None:
 
 def test_without_a_position_every_attempt_counts() -> None:
     assert split_held(HELD, None) == (HELD, [])
+
+
+def test_the_largest_job_ids_fit(worker_id: str) -> None:
+    writer = progress.Progress(worker_id)
+    writer.set(2**63 - 1, 2**31, progress.RUNNING)
+    assert progress.read(worker_id) == progress.Position(2**63 - 1, 2**31, progress.RUNNING)
+    writer.close()
