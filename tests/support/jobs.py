@@ -100,6 +100,12 @@ def mark(n: int, seconds: float = 0.0) -> None:
     _append("marks", f"{n}:{os.getpid()}")
 
 
+@ictq.job("test.mark_once", tries=1)
+def mark_once(n: int, seconds: float = 0.0) -> None:
+    """``test.mark`` with Laravel's default of one try, marked when done."""
+    mark(n=n, seconds=seconds)
+
+
 @ictq.job("test.hard_exit", tries=1)
 def hard_exit(code: int) -> None:
     """Ends the worker process itself, mid-job, as a crashing C extension or os._exit would."""
