@@ -217,7 +217,7 @@ class Worker:
         self.progress = progress.Progress(self.heartbeat.id)
         # Registered before the first claim, so a worker killed by its very first job is reaped
         # like any other (and dead workers' jobs come back before this one looks for work).
-        with contextlib.suppress(DatabaseUnavailable):
+        with contextlib.suppress(DatabaseError):  # else the lease thread's beats retry (and log)
             self._beat(self.storage)
             self.lease.beaten()
         self.lease.start()
