@@ -5,7 +5,6 @@ times"); the rest of the killed worker's batch runs."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -13,9 +12,8 @@ import time
 import pytest
 
 from ictq.claims import MAX_BATCH
-from ictq.db import Storage
 from tests.chaos.support import Supervisor, duplicates, leaks, marks, report, unexplained_duplicates
-from tests.support.app import App, count_rows, rows, wait_for
+from tests.support.app import App, count_rows, failed_numbers, rows, wait_for
 
 pytestmark = pytest.mark.slow
 JOBS = int(os.environ.get("ICTQ_CHAOS_JOBS", "20000"))
@@ -88,8 +86,3 @@ def test_kill_9_loses_nothing(chaos_app: App, job: str, jobs: int) -> None:
     assert recovery < RETRY_AFTER / 3, (
         f"the last {100 - KILL_UNTIL * 100:.0f}% of the jobs took {recovery:.0f}s after the last kill: jobs claimed "
         f"by killed workers waited for retry_after ({RETRY_AFTER}s) instead of going back when they were reaped")
-
-
-def failed_numbers(storage: Storage) -> list[int]:
-    found = rows(storage, "SELECT payload FROM failed_jobs")
-    return sorted(int(json.loads(payload)["data"]["n"]) for (payload,) in found)

@@ -6,7 +6,7 @@ import json
 import signal
 import time
 
-from tests.support.app import App, count_rows, rows, wait_for
+from tests.support.app import App, count_rows, failed_numbers, rows, wait_for
 
 
 def listed(app: App, *args: str) -> list[dict[str, object]]:
@@ -77,18 +77,13 @@ def _rescue(app: App) -> dict[str, list[str]]:
     return {kind: app.executions(kind) for kind in ("started", "record")}
 
 
-def failed_numbers(app: App) -> list[int]:
-    found = rows(app.storage(), "SELECT payload FROM failed_jobs")
-    return sorted(int(json.loads(payload)["data"]["n"]) for (payload,) in found)
-
-
 def test_a_worker_killed_mid_batch_costs_only_the_running_job_its_attempt(app: App) -> None:
     _kill_mid_batch(app)
     runs = _rescue(app)
     # The job that killed its worker ran once and fails for good ("attempted too many times"),
     # as in Laravel; every other job of the dead worker's batch runs, none is failed for an
     # attempt it never had. (15-19 had finished but were not deleted yet: they run again.)
-    assert failed_numbers(app) == [20]
+    assert failed_numbers(app.storage()) == [20]
     assert runs["started"].count("20") == 1
     assert sorted(set(runs["record"]), key=int) == [str(n) for n in range(40) if n != 20]
     (reason,) = rows(app.storage(), "SELECT exception FROM failed_jobs")[0]
@@ -105,7 +100,7 @@ def test_without_the_dead_workers_progress_file_every_held_attempt_counts(app: A
     assert json.loads(payload)["data"]["n"] == 20  # the job that was running
     progress.forget(dead_id)  # as when the reaper runs on another machine
     runs = _rescue(app)
-    failed = failed_numbers(app)
+    failed = failed_numbers(app.storage())
     # The conservative rule, as an expired lease: the whole held batch spent its one try.
     assert 20 in failed and len(failed) > 1 and all(15 <= n <= 30 for n in failed)
     assert sorted(set(runs["record"]) | {str(n) for n in failed}, key=int) == [str(n) for n in range(40)]

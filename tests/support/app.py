@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -142,3 +143,9 @@ def rows(storage: Storage, sql: str) -> list[tuple[Any, ...]]:
         cursor = storage.connection.cursor()
         cursor.execute(sql)
         return list(cursor.fetchall())
+
+
+def failed_numbers(storage: Storage) -> list[int]:
+    """The ``n`` argument of every job in failed_jobs, sorted."""
+    found = rows(storage, "SELECT payload FROM failed_jobs")
+    return sorted(int(json.loads(payload)["data"]["n"]) for (payload,) in found)
