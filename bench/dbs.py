@@ -79,21 +79,20 @@ def fresh_database(dialect: str, workdir: Path) -> Iterator[Database]:
             with _pg_admin() as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
-    conn = _my_admin()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    finally:
-        conn.close()
+    _my_admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
         yield Database("mariadb", name, HOST, MY_PORT, USER)
     finally:
-        conn = _my_admin()
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            conn.close()
+        _my_admin_execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _my_admin_execute(sql: str) -> None:
+    conn = _my_admin()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        conn.close()
 
 
 def server_version(dialect: str) -> str:
