@@ -11,20 +11,22 @@ Define a job, dispatch it, let ``ictq work`` run it::
     ictq.dispatch("mail.welcome", {"user_id": 7})   # or: welcome.dispatch(user_id=7)
 """
 
-from ictq.client import Client, Dispatched, configure, dispatch, dispatch_many
+from ictq.client import Client, configure, dispatch, dispatch_many
 from ictq.errors import (
     ConfigError,
     DatabaseError,
     DatabaseUnavailable,
     DispatchError,
+    Fail,
     IctqError,
     InvalidPayload,
     JobFailure,
     JobTimeout,
     MaxAttemptsExceeded,
+    Release,
     UnknownJob,
 )
-from ictq.jobs import Fail, JobContext, JobSpec, Release, current_job, job
+from ictq.jobs import Dispatched, JobContext, JobSpec, current_job, job
 
 __version__ = "0.1.0"
 

@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -18,18 +17,11 @@ from ictq import jobs, payload
 from ictq.config import Settings, load_settings
 from ictq.db import NewJob, Storage, open_storage
 from ictq.errors import DispatchError
+from ictq.jobs import Dispatched
 
 Delay = int | float | timedelta | None
 
-
-@dataclass(frozen=True)
-class Dispatched:
-    """A queued job: its row id (None for sync) and its uuid."""
-
-    id: int | None
-    uuid: str
-    name: str
-    queue: str
+__all__ = ["Client", "Delay", "Dispatched", "configure", "default_client", "dispatch", "dispatch_many"]
 
 
 class Client:
@@ -170,3 +162,10 @@ def dispatch_many(
 ) -> list[Dispatched]:
     """Queue many jobs in one transaction; see :meth:`Client.dispatch_many`."""
     return default_client().dispatch_many(name, items, queue=queue, delay=delay)
+
+
+def _dispatch_with_default_client(name: str, data: dict[str, Any], queue: str | None, delay: int | None) -> Dispatched:
+    return default_client().dispatch(name, data, queue=queue, delay=delay)
+
+
+jobs.use_dispatcher(_dispatch_with_default_client)

@@ -85,6 +85,22 @@ class Settings:
         return self.values.get(key, default)
 
 
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """The items of a comma-separated list (queues, modules), blanks trimmed, empty ones dropped."""
+    return tuple(item for part in (text or "").split(",") if (item := part.strip()))
+
+
+def seconds_list(text: str) -> tuple[int, ...]:
+    """A comma list of whole seconds (``10,60,300``); ValueError saying what is wrong otherwise."""
+    try:
+        delays = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r} is not seconds or a comma list of seconds") from None
+    if any(delay < 0 for delay in delays):
+        raise ValueError(f"{text!r}: seconds must not be negative")
+    return delays
+
+
 def find_env_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The ``.env`` to read: ``explicit``, else ``$ICTQ_ENV_FILE``, else ``./.env``."""
     candidate = explicit or os.environ.get("ICTQ_ENV_FILE") or ".env"
@@ -148,7 +164,7 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         failed_table=reader.identifier("ICTQ_FAILED_TABLE", "failed_jobs"),
         default_queue=reader.text("DB_QUEUE", "default") or "default",
         retry_after=reader.integer("DB_QUEUE_RETRY_AFTER", 90, minimum=1),
-        job_modules=tuple(m.strip() for m in reader.text("ICTQ_JOBS", "").split(",") if m.strip()),
+        job_modules=comma_list(reader.text("ICTQ_JOBS", "")),
         log_file=None if log_file in ("", "-") else _resolve(app_dir, log_file),
         log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         values=dict(values),

@@ -4,9 +4,35 @@ Every error ictq raises on purpose is an :class:`IctqError`. The class docstring
 default message, so ``raise UnknownJob()`` still says something useful. The CLI turns any
 ``IctqError`` into one line on stderr and a non-zero exit code; the worker loop catches only
 :class:`DatabaseUnavailable` (the connection branch) and retries it with backoff.
+
+Two kinds of exception are raised *by job handlers* to steer the worker, not by ictq on failure:
+:class:`Release` and :class:`Fail` (both under :class:`JobControl`). One class stands outside the
+tree on purpose: :class:`ForcedStop` derives from ``BaseException`` so that a handler's
+``except Exception`` cannot swallow a forced stop.
 """
 
 from __future__ import annotations
+
+import re
+
+_PHP_LOCATION = re.compile(r" in /\S+:\d+$")
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text`` (an exception record, a reason), blanks squeezed.
+
+    The one rule for "the headline of an exception" wherever a record is shown in one line:
+    logs, ``ictq failed``, mail status, triage.
+    """
+    for line in text.splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    return ""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message with blanks squeezed, or its class name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class IctqError(Exception):
@@ -62,3 +88,61 @@ class MaxAttemptsExceeded(JobFailure):
 
 class JobTimeout(JobFailure):
     """The job ran longer than its timeout."""
+
+
+class NotFound(IctqError):
+    """No such failed job."""
+
+
+class GroupNotFound(IctqError):
+    """No group of failed jobs has that id."""
+
+
+class MailCheckFailed(IctqError):
+    """A test e-mail failed."""
+
+
+class MailCheckTimeout(MailCheckFailed):
+    """A test e-mail was not sent in time."""
+
+    exit_code = 3  # the exit code `ictq test-email --wait` documents for a timeout
+
+
+class InvalidAddress(IctqError, ValueError):
+    """The text is not a single, sendable e-mail address."""
+
+
+class RenderError(IctqError):
+    """A notification cannot be rendered (missing template, unknown locale, template error)."""
+
+
+class JobControl(IctqError):
+    """Raised by a job handler to tell the worker what to do with the job (not an error of ictq)."""
+
+
+class Release(JobControl):
+    """Raised by a job to put itself back on the queue without counting an exception.
+
+    ``delay`` is in seconds; None uses the job's backoff. The attempt still counts towards
+    ``tries`` (as in Laravel's ``$this->release()``).
+    """
+
+    def __init__(self, delay: int | None = None, reason: str = "") -> None:
+        super().__init__(reason or "released by the job")
+        self.delay = delay
+        self.reason = reason
+
+
+class Fail(JobControl):
+    """Raised by a job to fail at once, whatever tries remain (Laravel's ``$this->fail()``).
+
+    The message is the reason stored in ``failed_jobs``.
+    """
+
+
+class ForcedStop(BaseException):
+    """A second stop signal, or a job past its hard deadline: unwind the running job now.
+
+    A ``BaseException`` on purpose, outside the :class:`IctqError` tree, so that a handler's
+    ``except Exception`` does not swallow it.
+    """

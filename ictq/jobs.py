@@ -13,35 +13,43 @@ import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ictq.errors import ConfigError, DispatchError, UnknownJob
 
 if TYPE_CHECKING:
-    from ictq.client import Dispatched
     from ictq.config import Settings
 
 Handler = Callable[..., Any]
 
 
-class Release(Exception):
-    """Raised by a job to put itself back on the queue without counting an exception.
+@dataclass(frozen=True)
+class Dispatched:
+    """A queued job: its row id (None for sync) and its uuid."""
 
-    ``delay`` is in seconds; None uses the job's backoff. The attempt still counts towards
-    ``tries`` (as in Laravel's ``$this->release()``).
-    """
-
-    def __init__(self, delay: int | None = None, reason: str = "") -> None:
-        super().__init__(reason or "released by the job")
-        self.delay = delay
-        self.reason = reason
+    id: int | None
+    uuid: str
+    name: str
+    queue: str
 
 
-class Fail(Exception):
-    """Raised by a job to fail at once, whatever tries remain (Laravel's ``$this->fail()``).
+class Dispatcher(Protocol):
+    def __call__(self, name: str, data: dict[str, Any], queue: str | None, delay: int | None) -> Dispatched: ...
 
-    The message is the reason stored in ``failed_jobs``.
-    """
+
+def _no_dispatcher(name: str, data: dict[str, Any], queue: str | None, delay: int | None) -> Dispatched:
+    raise DispatchError("no dispatcher: import ictq (ictq.client installs the default one)")
+
+
+# What JobSpec.dispatch queues with. This module sits below the client and does not import it:
+# ictq.client installs its default client's dispatch here when it is imported (and the ``ictq``
+# package always imports it).
+_dispatcher: list[Dispatcher] = [_no_dispatcher]
+
+
+def use_dispatcher(dispatcher: Dispatcher) -> None:
+    """Make ``JobSpec.dispatch`` queue through ``dispatcher``."""
+    _dispatcher[0] = dispatcher
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,7 @@ class JobSpec:
 
     def dispatch(self, *, _queue: str | None = None, _delay: int | None = None, **data: Any) -> Dispatched:
         """Queue this job with ``data`` as its keyword arguments."""
-        from ictq.client import default_client
-
-        return default_client().dispatch(self.name, data, queue=_queue, delay=_delay)
+        return _dispatcher[0](self.name, data, _queue, _delay)
 
 
 @dataclass(frozen=True)
@@ -132,10 +138,6 @@ def get(name: str) -> JobSpec:
 
 def find(name: str) -> JobSpec | None:
     return _registry.get(name)
-
-
-def registered() -> list[str]:
-    return sorted(_registry)
 
 
 def check_arguments(spec: JobSpec, data: Any) -> None:

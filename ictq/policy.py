@@ -35,10 +35,16 @@ def resolve(envelope: Envelope, spec: JobSpec, tries: int, backoff: tuple[int, .
 
 
 def backoff_delay(policy: Policy, attempts: int) -> int:
-    """Seconds before the next attempt: the list entry for this attempt, the last one after."""
-    if not policy.backoff:
+    """Seconds before the next attempt under ``policy`` (see :func:`delay_after`)."""
+    return delay_after(policy.backoff, attempts)
+
+
+def delay_after(backoff: tuple[int, ...], attempt: int) -> int:
+    """The wait after the ``attempt``-th attempt: its entry in ``backoff``, the last one after
+    that, 0 without a backoff. (Laravel's rule; mail's temporary failures use it too.)"""
+    if not backoff:
         return 0
-    return policy.backoff[min(max(attempts, 1), len(policy.backoff)) - 1]
+    return backoff[min(max(attempt, 1), len(backoff)) - 1]
 
 
 def exhausted_before_run(policy: Policy, attempts: int, now: int) -> str | None:

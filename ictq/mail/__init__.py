@@ -12,7 +12,8 @@ notifications in every worker anyway). Importing this package registers ``passwo
 """
 
 from ictq.mail.address import InvalidAddress, parse_address
-from ictq.mail.notifications import Notification, get, notify, register, registered
+from ictq.mail.delivery import Notification
+from ictq.mail.notifications import get, notify, register, registered
 from ictq.mail.settings import MailSettings, Security, mail_settings
 from ictq.mail.templates import add_template_dir
 

@@ -6,12 +6,12 @@ import re
 from email.errors import HeaderParseError, MessageDefect
 from email.headerregistry import Address
 
+from ictq.errors import InvalidAddress
+
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 MAX_LENGTH = 254
 
-
-class InvalidAddress(ValueError):
-    """The text is not a single, sendable e-mail address."""
+__all__ = ["MAX_LENGTH", "InvalidAddress", "parse_address"]
 
 
 def parse_address(text: str) -> str:

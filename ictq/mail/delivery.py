@@ -15,23 +15,36 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from ictq import logs
 from ictq.config import load_settings
-from ictq.jobs import Fail, Release, current_job
-from ictq.mail.address import InvalidAddress
+from ictq.errors import Fail, InvalidAddress, Release, RenderError
+from ictq.jobs import current_job
 from ictq.mail.compose import Composed, compose
 from ictq.mail.errors import SEND_ERRORS, SendProblem, classify
 from ictq.mail.ledger import SentRecord, ledger_for
 from ictq.mail.settings import MailSettings, mail_settings
-from ictq.mail.templates import RenderError
 from ictq.mail.transport import transport_for
-
-if TYPE_CHECKING:
-    from ictq.mail.notifications import Notification
+from ictq.policy import delay_after
 
 logger = logging.getLogger(logs.LOGGER_NAME)
+JOB_PREFIX = "mail."
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A registered notification and its retry policy."""
+
+    name: str
+    tries: int
+    backoff: tuple[int, ...]
+    queue: str | None
+
+    @property
+    def job_name(self) -> str:
+        return f"{JOB_PREFIX}{self.name}"
 
 
 def deliver(notification: Notification, to: str, params: Mapping[str, Any], locale: str | None) -> None:
@@ -70,14 +83,7 @@ def outcome(problem: SendProblem, notification: Notification, attempt: int, mail
     tries = notification.tries if max_tries is None else max_tries
     if tries and attempt >= tries:
         return Fail(f"{problem.reason} (gave up: attempt {attempt} of {tries})")
-    return Release(delay=retry_delay(mail.backoff or notification.backoff, attempt), reason=problem.reason)
-
-
-def retry_delay(backoff: tuple[int, ...], attempt: int) -> int:
-    """The wait after the ``attempt``-th attempt: its entry in ``backoff``, the last one after that."""
-    if not backoff:
-        return 0
-    return backoff[min(max(attempt, 1), len(backoff)) - 1]
+    return Release(delay=delay_after(mail.backoff or notification.backoff, attempt), reason=problem.reason)
 
 
 def _event(level: int, action: str, notification: Notification, composed: Composed, job_uuid: str,

@@ -10,37 +10,21 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ictq import jobs
-from ictq.client import Client, Delay, Dispatched, default_client
-from ictq.errors import ConfigError, DispatchError
-from ictq.mail.address import InvalidAddress
+from ictq.client import Client, Delay, default_client
+from ictq.errors import ConfigError, DispatchError, InvalidAddress, RenderError
+from ictq.jobs import Dispatched
 from ictq.mail.compose import compose
-from ictq.mail.delivery import deliver
+from ictq.mail.delivery import Notification, deliver
 from ictq.mail.settings import mail_settings
-from ictq.mail.templates import RenderError, add_template_dir
+from ictq.mail.templates import add_template_dir
 
 DEFAULT_TRIES = 5
 DEFAULT_BACKOFF = (10, 60, 300, 900)
-JOB_PREFIX = "mail."
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-@dataclass(frozen=True)
-class Notification:
-    """A registered notification and its retry policy."""
-
-    name: str
-    tries: int
-    backoff: tuple[int, ...]
-    queue: str | None
-
-    @property
-    def job_name(self) -> str:
-        return f"{JOB_PREFIX}{self.name}"
 
 
 _registry: dict[str, Notification] = {}

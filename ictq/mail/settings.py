@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ictq.config import Settings
+from ictq.config import Settings, seconds_list
 from ictq.errors import ConfigError
 from ictq.mail.address import InvalidAddress, parse_address
 
@@ -149,12 +149,9 @@ def _backoff(values: _Values) -> tuple[int, ...] | None:
     if not raw:
         return None
     try:
-        delays = tuple(int(part) for part in raw.split(","))
-    except ValueError:
-        raise ConfigError(f"MAIL_BACKOFF={raw!r} is not seconds or a comma list of seconds") from None
-    if any(delay < 0 for delay in delays):
-        raise ConfigError(f"MAIL_BACKOFF={raw!r}: seconds must not be negative")
-    return delays
+        return seconds_list(raw)
+    except ValueError as exc:
+        raise ConfigError(f"MAIL_BACKOFF={exc}") from None
 
 
 class _Values:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ictq.errors import RenderError
+
 if TYPE_CHECKING:
     import jinja2
 
 _extra_dirs: list[Path] = []
 
-
-class RenderError(Exception):
-    """A notification cannot be rendered (missing template, unknown locale, template error)."""
+__all__ = ["RenderError", "Rendered", "add_template_dir", "render"]
 
 
 @dataclass(frozen=True)

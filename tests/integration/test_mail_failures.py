@@ -130,7 +130,7 @@ def test_auth_failure_keeps_the_password_out_of_logs_and_failed_jobs(
     assert "SMTP authentication failed: 535" in result.stdout
     failed = [r[0] for r in rows(sqlite_app.storage(), "SELECT exception FROM failed_jobs")]
     assert [text.splitlines()[0] for text in failed] == [
-        "ictq.jobs.Fail: SMTP authentication failed: 535 5.7.8 Authentication credentials invalid"] * 2
+        "ictq.errors.Fail: SMTP authentication failed: 535 5.7.8 Authentication credentials invalid"] * 2
     exceptions = "\n".join(failed)
     assert server.logins and not any(ok for _, ok in server.logins)
     worker.terminate()

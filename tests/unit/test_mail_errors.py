@@ -6,11 +6,12 @@ import ssl
 
 import pytest
 
-from ictq.jobs import Fail, Release
-from ictq.mail.delivery import outcome, retry_delay
+from ictq.errors import Fail, Release
+from ictq.mail.delivery import outcome
 from ictq.mail.errors import SendProblem, classify, password_forms
 from ictq.mail.notifications import Notification
 from ictq.mail.settings import MailSettings, Security
+from ictq.policy import delay_after
 
 
 @pytest.mark.parametrize(
@@ -95,6 +96,6 @@ def test_permanent_problems_fail_at_once() -> None:
     assert isinstance(result, Fail) and str(result) == "550 no such user"
 
 
-def test_retry_delay() -> None:
-    assert retry_delay((), 3) == 0
-    assert [retry_delay((5, 7), n) for n in (0, 1, 2, 3)] == [5, 5, 7, 7]
+def test_mail_retries_wait_by_the_backoff_rule_of_every_job() -> None:
+    assert delay_after((), 3) == 0
+    assert [delay_after((5, 7), n) for n in (0, 1, 2, 3)] == [5, 5, 7, 7]
