@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ictq import heartbeat, logs, ops, stats
 from ictq.db import Storage
+from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.errors import IctqError
 
 HEAD_CHARS = 1000
@@ -83,16 +84,17 @@ class FailedNames:
         self._names: dict[int, str] = {}
 
     def count(self, storage: Storage) -> Counter[tuple[str, str]]:
-        current = {int(row[0]): str(row[1]) for row in storage.fetch("monitor_failed_ids")}
+        failed = FailedJobsRepository(storage)
+        current = failed.queues_by_id()
         self._names = {i: name for i, name in self._names.items() if i in current}
         after = max(self._names, default=0)
         while True:
-            heads = storage.fetch("monitor_failed_heads", {"after": after, "chars": HEAD_CHARS, "limit": HEAD_BATCH})
-            for failed_id, head in heads:
-                self._names[int(failed_id)] = job_name_from_head(head)
+            heads = failed.heads(after, HEAD_CHARS, HEAD_BATCH)
+            for head in heads:
+                self._names[head.id] = job_name_from_head(head.head)
             if len(heads) < HEAD_BATCH:
                 break
-            after = int(heads[-1][0])
+            after = heads[-1].id
         return Counter((queue, self._names.get(i, UNREADABLE)) for i, queue in current.items())
 
 

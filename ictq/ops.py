@@ -1,6 +1,7 @@
 """Queue operations for ops: sizes, listings, clearing, and failed-job handling.
 
-Every function takes a :class:`Storage` and returns plain data; the CLI formats it.
+Every function takes a :class:`Storage` and returns plain data; the CLI formats it. The rows
+come from the table repositories (:mod:`ictq.db.jobs`, :mod:`ictq.db.failed_jobs`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 from ictq import payload
 from ictq.db import Storage
+from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
+from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
 from ictq.errors import IctqError, JobFailure
 
-STATES = ("pending", "delayed", "reserved")
+STATES = JOB_STATES
 RETRY_BATCH = 500
 PRUNE_CHUNK = 1000
 
@@ -72,6 +75,12 @@ class FailedRow:
         """The exception's first line."""
         return self.exception.strip().splitlines()[0] if self.exception.strip() else ""
 
+    @classmethod
+    def of(cls, job: FailedJob) -> FailedRow:
+        return cls(id=job.id, uuid=job.uuid, connection=job.connection, queue=job.queue,
+                   name=display_name(job.payload), failed_at=job.failed_at, exception=job.exception,
+                   payload=job.payload)
+
     def as_dict(self, full: bool = False) -> dict[str, Any]:
         data = asdict(self)
         if not full:
@@ -82,17 +91,17 @@ class FailedRow:
 
 def sizes(storage: Storage, now: int, queues: Sequence[str] = ()) -> list[QueueSize]:
     """Per queue: pending (available now), delayed, reserved, oldest pending age, failed counts."""
-    since = storage.param_time(datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1))
-    counts = {row[0]: row for row in storage.fetch("size", {"now": now})}
-    failed = {row[0]: (int(row[1]), int(row[2] or 0)) for row in storage.fetch("failed_counts", {"since": since})}
+    counts = {row.queue: row for row in JobsRepository(storage).counts(now)}
+    since = datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1)
+    failed = {row.queue: row for row in FailedJobsRepository(storage).counts(since)}
     names = list(queues) or sorted(set(counts) | set(failed))
     result = []
     for name in names:
-        row = counts.get(name, (name, 0, 0, 0, None))
-        oldest = row[4]
-        total, recent = failed.get(name, (0, 0))
-        result.append(QueueSize(name, int(row[1] or 0), int(row[2] or 0), int(row[3] or 0),
-                                None if oldest is None else max(0, now - int(oldest)), total, recent))
+        jobs, fails = counts.get(name), failed.get(name)
+        oldest = jobs.oldest_available_at if jobs else None
+        result.append(QueueSize(name, jobs.pending if jobs else 0, jobs.delayed if jobs else 0,
+                                jobs.reserved if jobs else 0, None if oldest is None else max(0, now - oldest),
+                                fails.total if fails else 0, fails.since if fails else 0))
     return result
 
 
@@ -106,18 +115,17 @@ def total(rows: Sequence[QueueSize]) -> QueueSize:
 def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, limit: int) -> list[JobRow]:
     """Queued jobs, oldest first, across ``queues`` (all when empty)."""
     names = list(queues) or [row.queue for row in sizes(storage, now)]
+    repository = JobsRepository(storage)
     found: list[JobRow] = []
     for queue in names:
-        params = {"queue": queue, "state": state, "now": now, "limit": limit}
-        found.extend(_job_row(row, now) for row in storage.fetch("list_queue", params))
+        found.extend(_job_row(job, now) for job in repository.list_queue(queue, state, now, limit))
     return sorted(found, key=lambda job: job.id)[:limit]
 
 
-def _job_row(row: Sequence[Any], now: int) -> JobRow:
-    job_id, queue, text, attempts, reserved_at, available_at, created_at = row
-    state = "reserved" if reserved_at is not None else "pending" if available_at <= now else "delayed"
-    return JobRow(int(job_id), queue, display_name(text), int(attempts), state, max(0, now - int(created_at)),
-                  max(0, int(available_at) - now), None if reserved_at is None else max(0, now - int(reserved_at)))
+def _job_row(job: QueuedJob, now: int) -> JobRow:
+    return JobRow(job.id, job.queue, display_name(job.payload), job.attempts, job.state(now),
+                  max(0, now - job.created_at), max(0, job.available_at - now),
+                  None if job.reserved_at is None else max(0, now - job.reserved_at))
 
 
 def display_name(text: str) -> str:
@@ -130,74 +138,63 @@ def display_name(text: str) -> str:
 
 def clear(storage: Storage, queues: Sequence[str], include_reserved: bool) -> int:
     """Delete the queued jobs of ``queues``; reserved (running) ones only when asked."""
-    statement = "clear_all" if include_reserved else "clear_available"
-    return sum(storage.run(statement, {"queue": queue}) for queue in queues)
+    repository = JobsRepository(storage)
+    return sum(repository.clear(queue, include_reserved) for queue in queues)
 
 
 def failed_recent(storage: Storage, queues: Sequence[str], limit: int) -> list[FailedRow]:
     """The newest failed jobs first."""
+    repository = FailedJobsRepository(storage)
     found: list[FailedRow] = []
-    for queue in list(queues) or [""]:
-        found.extend(_failed_row(row) for row in storage.fetch("failed_recent", {"queue": queue, "limit": limit}))
+    for queue in list(queues) or [ALL_QUEUES]:
+        found.extend(FailedRow.of(job) for job in repository.recent(limit, queue))
     return sorted(found, key=lambda row: row.id, reverse=True)[:limit]
 
 
 def failed_find(storage: Storage, ref: str) -> FailedRow:
     """A failed job by id or uuid."""
     ref = ref.strip()
-    rows = (storage.fetch("failed_by_id", {"id": int(ref)}) if ref.isdigit()
-            else storage.fetch("failed_by_uuid", {"uuid": ref}))
-    if not rows:
+    repository = FailedJobsRepository(storage)
+    job = repository.by_id(int(ref)) if ref.isdigit() else repository.by_uuid(ref)
+    if job is None:
         raise NotFound(f"no failed job with {'id' if ref.isdigit() else 'uuid'} {ref}")
-    return _failed_row(rows[0])
+    return FailedRow.of(job)
 
 
-def failed_all(storage: Storage, queue: str = "", low: int = 0, high: int = 2**62) -> Iterator[list[FailedRow]]:
+def failed_all(storage: Storage, queue: str = ALL_QUEUES, low: int = 0, high: int = 2**62
+               ) -> Iterator[list[FailedRow]]:
     """Every failed job (of ``queue``, within ids ``low..high``), in batches, oldest first."""
+    repository = FailedJobsRepository(storage)
     after = 0
-    while True:
-        params = {"after": after, "low": low, "high": high, "queue": queue, "limit": RETRY_BATCH}
-        batch = [_failed_row(row) for row in storage.fetch("failed_range", params)]
-        if not batch:
-            return
+    while batch := [FailedRow.of(job) for job in repository.range(after, RETRY_BATCH, queue, low, high)]:
         yield batch
         after = batch[-1].id
 
 
-def _failed_row(row: Sequence[Any]) -> FailedRow:
-    failed_id, uuid, connection, queue, text, exception, failed_at = row
-    return FailedRow(int(failed_id), str(uuid), str(connection), str(queue), display_name(text),
-                     str(failed_at)[:19], str(exception), str(text))
-
-
 def retry(storage: Storage, rows: Sequence[FailedRow], now: int) -> int:
     """Put failed jobs back on their queue, payload unchanged and attempts reset, in one transaction."""
+    jobs, failed = JobsRepository(storage), FailedJobsRepository(storage)
     with storage.transaction():
         for row in rows:
-            storage.run("requeue", {"queue": row.queue, "payload": row.payload, "now": now})
-            storage.run("failed_delete", {"id": row.id})
+            jobs.requeue(row.queue, row.payload, now)
+            failed.delete(row.id)
     return len(rows)
 
 
 def forget(storage: Storage, row: FailedRow) -> bool:
-    return storage.run("failed_delete", {"id": row.id}) == 1
+    return FailedJobsRepository(storage).delete(row.id)
 
 
 def prune_failed(storage: Storage, before: datetime) -> int:
     """Delete failed jobs older than ``before``, a chunk at a time (short locks on big tables)."""
+    repository = FailedJobsRepository(storage)
     deleted, after = 0, 0
-    cutoff = storage.param_time(before)
-    while True:
-        ids = [int(row[0]) for row in storage.fetch("failed_ids_before",
-                                                       {"after": after, "before": cutoff, "limit": PRUNE_CHUNK})]
-        if not ids:
-            return deleted
-        deleted += storage.run("failed_delete_ids", {"ids": storage.param_ids(ids)})
+    while ids := repository.ids_before(before, after, PRUNE_CHUNK):
+        deleted += repository.delete_ids(ids)
         after = ids[-1]
+    return deleted
 
 
 def forget_many(storage: Storage, rows: Sequence[FailedRow]) -> int:
     """Delete failed jobs, in one statement; return how many went."""
-    if not rows:
-        return 0
-    return storage.run("failed_delete_ids", {"ids": storage.param_ids([row.id for row in rows])})
+    return FailedJobsRepository(storage).delete_ids([row.id for row in rows])

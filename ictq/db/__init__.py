@@ -1,9 +1,15 @@
-"""Storage backends by dialect."""
+"""The database layer: the only code that names a SQL statement.
+
+:class:`Storage` (one backend per dialect) holds the connection and the worker's hot path (push,
+claim, ack, release, fail, leases); one repository per table holds the rest, each returning
+records built next to its SQL: :mod:`ictq.db.jobs`, :mod:`ictq.db.failed_jobs`,
+:mod:`ictq.db.mail_ledger` (and the workers, control and stats tables' own modules).
+"""
 
 from __future__ import annotations
 
 from ictq.config import Settings
-from ictq.db.base import NewJob, Reserved, Storage
+from ictq.db.base import NewJob, Reserved, Storage, WakeSignal
 from ictq.errors import ConfigError
 
 
@@ -28,4 +34,4 @@ def open_storage(settings: Settings, worker: bool = False) -> Storage:
     return cls(settings.db, settings.queue_table, settings.failed_table, worker=worker)
 
 
-__all__ = ["NewJob", "Reserved", "Storage", "open_storage"]
+__all__ = ["NewJob", "Reserved", "Storage", "WakeSignal", "open_storage"]

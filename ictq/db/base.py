@@ -15,16 +15,30 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ictq.config import DatabaseSettings
 from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
-from ictq.wakeup import Waker
 
 IDLE_POLL_MIN = 0.005
 IDLE_POLL_MAX = 0.07
+
+
+class WakeSignal(Protocol):
+    """What :meth:`Storage.wait_for_work` watches beside the database: set (from a signal
+    handler, another thread) to end an idle wait at once. The worker's self-pipe fits it."""
+
+    @property
+    def fd(self) -> int:
+        """A file descriptor that turns readable when the signal is set."""
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when the signal was set (and is now consumed)."""
+
+    def drain(self) -> bool:
+        """Consume a set signal without waiting; True when there was one."""
 
 
 class NewJob(NamedTuple):
@@ -210,7 +224,7 @@ class Storage(abc.ABC):
     def param_queues(self, queues: Sequence[str]) -> Any:
         return list(queues)
 
-    def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
+    def wait_for_work(self, seconds: float, waker: WakeSignal, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:
         """Idle until a job may be claimable, ``waker`` is set, or ``seconds`` pass.
 
@@ -337,4 +351,4 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-__all__ = ["DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage"]
+__all__ = ["DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage", "WakeSignal"]

@@ -14,6 +14,7 @@ import pymysql
 import pymysql.constants.CLIENT
 
 from ictq.db.base import Reserved, Storage
+from ictq.sql import statements
 
 # Error codes worth a retry on a new connection: the connection is gone or refused, the server is
 # going away, or the statement lost a deadlock / lock wait (1213, 1205).
@@ -70,9 +71,13 @@ class MysqlStorage(Storage):
         return int(cursor.lastrowid)
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
-        rows = self._execute("claim_select", params).fetchall()
+        # The claim statement of mysql/queue.sql is two statements (splitting it costs ~2 µs per claim).
+        lock, reserve = statements(self.sql["claim"])
+        cursor = self.connection.cursor()
+        cursor.execute(lock, params)
+        rows = cursor.fetchall()
         if rows:
-            self._execute("claim_update", {"now": params["now"], "ids": [row[0] for row in rows]})
+            cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows]})
         return [Reserved(id, queue, payload, attempts + 1) for id, queue, payload, attempts in rows]
 
 

@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ictq.db.base import NewJob, Reserved, Storage
+from ictq.db.base import NewJob, Reserved, Storage, WakeSignal
 from ictq.sql import load_queries
-from ictq.wakeup import Waker
 
 COPY_BATCH = 256  # rows per COPY write: ~115 KB of ~450-byte rows, under psycopg's 128 KB largest send
 _T = TypeVar("_T")
@@ -70,7 +69,7 @@ class PgsqlStorage(Storage):
                 count += len(batch)
         return count
 
-    def wait_for_work(self, seconds: float, waker: Waker, queues: Sequence[str], now: Callable[[], int],
+    def wait_for_work(self, seconds: float, waker: WakeSignal, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:
         """LISTEN/NOTIFY: an insert into the jobs table (a trigger notifies) wakes the worker at
         once; the timeout (``--sleep``) is the polling fallback for a lost notification."""

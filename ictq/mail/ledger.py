@@ -13,26 +13,17 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ictq import logs
 from ictq.config import Settings
 from ictq.db import Storage, open_storage
+from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
 from ictq.errors import DatabaseError, DatabaseUnavailable
 
-TABLE = "ictq_mail_sent"
 KEEP_SECONDS = 30 * 24 * 3600
 PRUNE_EVERY = 3600.0
 WRITE_TRIES = 4
 WRITE_PAUSE = 0.5
-
-
-@dataclass(frozen=True)
-class SentRecord:
-    message_id: str
-    job_uuid: str
-    notification: str
-    recipient: str
 
 
 class SentLedger:
@@ -41,24 +32,20 @@ class SentLedger:
     def __init__(self, storage: Storage, clock: Callable[[], float] = time.time,
                  logger: logging.Logger | None = None) -> None:
         self.storage = storage
+        self.rows = MailLedgerRepository(storage)
         self.clock = clock
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
         self._pruned_at: float | None = None
 
     def check(self) -> None:
         """Raise :class:`DatabaseError` when the ledger table is missing (``ictq migrate`` creates it)."""
-        try:
-            self.storage.fetch("mail_check_ledger")
-        except DatabaseUnavailable:
-            raise
-        except DatabaseError as exc:
-            raise DatabaseError(f"the mail ledger table {TABLE} is missing; run `ictq migrate` ({exc})") from None
+        self.rows.check()
 
     def was_sent(self, message_id: str) -> bool:
-        return bool(self.storage.fetch("mail_sent_at", {"message_id": message_id}))
+        return self.rows.was_sent(message_id)
 
     def sent_job(self, job_uuid: str) -> bool:
-        return bool(self.storage.fetch("mail_sent_by_uuid", {"job_uuid": job_uuid}))
+        return self.rows.sent_job(job_uuid)
 
     def mark_sent(self, record: SentRecord) -> bool:
         """Record a sent message; False (and an error in the log) when the database would not take it.
@@ -66,12 +53,10 @@ class SentLedger:
         Never raises: the message is already with the mail server, and failing the job now
         would only send it again.
         """
-        params = {"message_id": record.message_id, "job_uuid": record.job_uuid,
-                  "notification": record.notification, "recipient": record.recipient,
-                  "sent_at": int(self.clock())}
+        sent_at = int(self.clock())
         for attempt in range(1, WRITE_TRIES + 1):
             try:
-                self.storage.run("mail_mark_sent", params)
+                self.rows.mark_sent(record, sent_at)
                 break
             except DatabaseUnavailable as exc:
                 if attempt == WRITE_TRIES:
@@ -84,7 +69,7 @@ class SentLedger:
 
     def prune(self, before: int) -> int:
         """Delete rows sent before ``before`` (Unix seconds); return how many."""
-        return self.storage.run("mail_prune", {"before": before})
+        return self.rows.prune(before)
 
     def _prune_now_and_then(self) -> None:
         now = self.clock()
@@ -116,3 +101,6 @@ def ledger_for(settings: Settings) -> SentLedger:
     ledger = SentLedger(open_storage(settings))
     _local.ledger = (key, ledger)
     return ledger
+
+
+__all__ = ["KEEP_SECONDS", "SentLedger", "SentRecord", "ledger_for"]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from ictq.client import Dispatched
 from ictq.db import Storage
+from ictq.db.failed_jobs import FailedJobsRepository
+from ictq.db.jobs import JobsRepository
 from ictq.mail.ledger import SentLedger
 
 
@@ -28,11 +30,10 @@ def status_of(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status:
     finished = _finished(storage, ledger, job)
     if finished is not None:
         return finished
-    queued = storage.fetch("mail_job_attempts", {"id": job.id}) if job.id is not None else []
-    if queued:
-        attempts, reserved_at = queued[0]
-        doing = "being worked on" if reserved_at is not None else "queued"
-        return Status(State.WAITING, f"{doing}, {attempts} attempt(s) so far")
+    queued = JobsRepository(storage).attempts(job.id) if job.id is not None else None
+    if queued is not None:
+        doing = "being worked on" if queued.reserved else "queued"
+        return Status(State.WAITING, f"{doing}, {queued.attempts} attempt(s) so far")
     # The row is gone: the worker may have finished between the reads above, so read again.
     return _finished(storage, ledger, job) or Status(
         State.GONE, "the job left the queue without a record of sending or failing")
@@ -41,9 +42,9 @@ def status_of(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status:
 def _finished(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status | None:
     if ledger.sent_job(job.uuid):
         return Status(State.SENT)
-    failed = storage.fetch("mail_failed_reason", {"uuid": job.uuid})
-    if failed:
-        return Status(State.FAILED, _first_reason(str(failed[0][0])))
+    exception = FailedJobsRepository(storage).exception_of(job.uuid)
+    if exception is not None:
+        return Status(State.FAILED, _first_reason(exception))
     return None
 
 

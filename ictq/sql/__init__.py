@@ -14,6 +14,10 @@ from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$")
 SCHEMA = "schema"
+# Every dialect defines the same statement names, except these: statements of a mechanism only
+# one database has (PostgreSQL's LISTEN/NOTIFY wake-up). tests/unit/test_sql_names.py checks it.
+DIALECT_ONLY: Mapping[str, frozenset[str]] = {"sqlite": frozenset(), "pgsql": frozenset({"listen"}),
+                                              "mysql": frozenset()}
 
 
 @functools.cache

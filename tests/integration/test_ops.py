@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ictq.db import NewJob, Storage
+from ictq.db import NewJob
 from tests.support import laravel
 from tests.support.app import App, count_rows, rows, wait_for
+from tests.support.failed import Failure, add_failed, add_failures
 
 
 def ok(app: App, *args: str) -> str:
@@ -18,14 +19,6 @@ def ok(app: App, *args: str) -> str:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
-
-
-def add_failed(storage: Storage, payload: str, exception: str, queue: str = "default",
-               failed_at: datetime | None = None) -> None:
-    job_uuid = json.loads(payload)["uuid"]
-    storage.run("insert_failed", {
-        "uuid": job_uuid, "connection": "database", "queue": queue, "payload": payload, "exception": exception,
-        "failed_at": storage.param_time(failed_at or datetime.now(timezone.utc))})
 
 
 def test_size_counts_pending_delayed_reserved_and_failed(app: App) -> None:
@@ -139,11 +132,8 @@ def test_prune_failed_on_100k_rows(app: App) -> None:
     storage = app.storage()
     now = datetime.now(timezone.utc)
     text = '{"uuid":"%s","displayName":"x","job":"x","data":{}}'
-    params = [{"uuid": f"u-{i}", "connection": "database", "queue": "default", "payload": text % f"u-{i}",
-               "exception": "E", "failed_at": storage.param_time(now - timedelta(hours=48 if i % 2 else 1))}
-              for i in range(100_000)]
-    with storage.transaction():
-        storage.connection.cursor().executemany(storage.sql["insert_failed"], params)
+    add_failures(storage, (Failure(text % f"u-{i}", "E", failed_at=now - timedelta(hours=48 if i % 2 else 1))
+                           for i in range(100_000)))
     assert "pruned 50000 failed job(s) older than 24h" in ok(app, "prune-failed", "--hours=24")
     assert count_rows(storage, "failed_jobs") == 50_000
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from tests.support import laravel
 from tests.support.app import App, count_rows, rows
+from tests.support.failed import add_failed
 
 
 def ok(app: App, *args: str) -> str:
@@ -27,10 +28,8 @@ def make_failures(app: App) -> None:
     client.dispatch_many("test.boom", [{"message": f"card declined after {i}.5s"} for i in range(2)])
     client.dispatch("test.boom", {"message": "order 9 not found for 10.0.0.9"}, queue="emails")
     storage = app.storage()
-    storage.run("insert_failed", {
-        "uuid": "php-1", "connection": "database", "queue": "default", "payload": laravel.job_payload()[1],
-        "exception": laravel.php_exception(),
-        "failed_at": storage.param_time(datetime.now(timezone.utc) - timedelta(hours=2))})
+    add_failed(storage, laravel.job_payload()[1], laravel.php_exception(),
+               failed_at=datetime.now(timezone.utc) - timedelta(hours=2), uuid="php-1")
     result = app.ictq("work", "--stop-when-empty", "--queue", "default,emails")
     assert result.returncode == 0, result.stderr
     assert count_rows(storage, "failed_jobs") == 9

@@ -40,16 +40,15 @@ INSERT INTO `{jobs}` (queue, payload, attempts, reserved_at, available_at, creat
 VALUES (%(queue)s, %(payload)s, %(attempts)s, %(reserved_at)s, %(available_at)s, %(created_at)s);
 
 -- Claiming takes two statements in one transaction (MySQL has no UPDATE ... RETURNING):
--- lock up to %(limit)s claimable rows, skipping rows other workers hold, then reserve them.
--- name: claim_select
+-- lock up to %(limit)s claimable rows, skipping rows other workers hold, then reserve them
+-- (the storage runs the second with the ids the first returned).
+-- name: claim
 SELECT id, queue, payload, attempts FROM `{jobs}`
 WHERE queue = %(queue)s
   AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
 ORDER BY id
 LIMIT %(limit)s
 FOR UPDATE {skip_locked};
-
--- name: claim_update
 UPDATE `{jobs}` SET reserved_at = %(now)s, attempts = attempts + 1 WHERE id IN %(ids)s;
 
 -- The (id, attempts) pair fences every write: a worker whose reservation was taken over

@@ -1,0 +1,199 @@
+"""The table repositories of ``ictq/db`` (jobs, failed jobs, mail ledger), every method, on
+SQLite, PostgreSQL and MariaDB (fixture ``app``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ictq.db import NewJob, Storage
+from ictq.db.failed_jobs import FailedCounts, FailedHead, FailedJob, FailedJobsRepository
+from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
+from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
+from ictq.errors import DatabaseError
+from tests.support.app import App, count_rows, rows
+from tests.support.failed import Failure, add_failures
+
+NOW = 1_800_000_000
+MOMENT = datetime(2027, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def payload(job_uuid: str, name: str = "App\\Jobs\\Sync", size: int = 0) -> str:
+    data = {"uuid": job_uuid, "displayName": name, "job": "x", "data": {"pad": "é" * size}}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def jobs_of(storage: Storage) -> JobsRepository:
+    storage.push_many([NewJob("default", payload("d1"), NOW - 10, NOW - 50),
+                       NewJob("default", payload("d2"), NOW + 60, NOW - 40),
+                       NewJob("default", payload("d3"), NOW - 5, NOW - 30),
+                       NewJob("emails", payload("e1"), NOW, NOW - 20)])
+    return JobsRepository(storage)
+
+
+def test_jobs_counts_by_queue_and_state(app: App) -> None:
+    storage = app.storage()
+    repository = jobs_of(storage)
+    (held,) = storage.claim("default", NOW, 90, 1)
+    assert sorted(repository.counts(NOW), key=lambda c: c.queue) == [
+        QueueCounts("default", pending=1, delayed=1, reserved=1, oldest_available_at=NOW - 5),
+        QueueCounts("emails", pending=1, delayed=0, reserved=0, oldest_available_at=NOW)]
+    assert json.loads(held.payload)["uuid"] == "d1"
+    assert sorted(repository.counts(NOW - 100), key=lambda c: c.queue) == [
+        QueueCounts("default", pending=0, delayed=2, reserved=1, oldest_available_at=None),
+        QueueCounts("emails", pending=0, delayed=1, reserved=0, oldest_available_at=None)]
+    repository.clear("emails")
+    assert [c.queue for c in repository.counts(NOW)] == ["default"]
+
+
+def test_jobs_list_a_queue_by_state_oldest_first(app: App) -> None:
+    storage = app.storage()
+    repository = jobs_of(storage)
+    (held,) = storage.claim("default", NOW, 90, 1)
+    every = repository.list_queue("default", "any", NOW, 10)
+    assert [job.id for job in every] == sorted(job.id for job in every) and len(every) == 3
+    first = every[0]
+    assert first == QueuedJob(held.id, "default", payload("d1"), 1, NOW, NOW - 10, NOW - 50)
+    assert [job.state(NOW) for job in every] == ["reserved", "delayed", "pending"]
+    assert [json.loads(j.payload)["uuid"] for j in repository.list_queue("default", "pending", NOW, 10)] == ["d3"]
+    assert [json.loads(j.payload)["uuid"] for j in repository.list_queue("default", "delayed", NOW, 10)] == ["d2"]
+    assert [j.id for j in repository.list_queue("default", "reserved", NOW, 10)] == [held.id]
+    assert len(repository.list_queue("default", "any", NOW, 2)) == 2
+    assert repository.list_queue("nothing", "any", NOW, 10) == []
+    with pytest.raises(ValueError, match="unknown job state"):
+        repository.list_queue("default", "running", NOW, 10)
+
+
+def test_jobs_clear_keeps_reserved_jobs_unless_asked(app: App) -> None:
+    storage = app.storage()
+    repository = jobs_of(storage)
+    storage.claim("default", NOW, 90, 1)
+    assert repository.clear("default") == 2
+    assert repository.clear("default") == 0
+    assert count_rows(storage, "jobs", "queue = 'default'") == 1
+    assert repository.clear("default", include_reserved=True) == 1
+    assert count_rows(storage, "jobs") == 1
+
+
+def test_jobs_requeue_and_attempts(app: App) -> None:
+    storage = app.storage()
+    repository = JobsRepository(storage)
+    repository.requeue("emails", payload("r1"), NOW)
+    ((job_id, queue, text, attempts, reserved_at, available_at, created_at),) = rows(
+        storage, "SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM jobs")
+    assert (queue, text, attempts, reserved_at, available_at, created_at) == ("emails", payload("r1"), 0, None,
+                                                                              NOW, NOW)
+    assert repository.attempts(job_id) == JobAttempts(0, None)
+    assert not JobAttempts(0, None).reserved
+    storage.claim("emails", NOW, 90, 1)
+    found = repository.attempts(job_id)
+    assert found == JobAttempts(1, NOW) and found.reserved
+    assert repository.attempts(job_id + 1000) is None
+
+
+def failures(storage: Storage) -> list[int]:
+    """Five failed jobs (three on default, two on emails), two of them older than a day; their ids."""
+    add_failures(storage, [
+        Failure(payload("f1"), "ValueError: one\ntrace", "default", MOMENT - timedelta(days=2)),
+        Failure(payload("f2"), "ValueError: two", "emails", MOMENT - timedelta(days=3)),
+        Failure(payload("f3", size=2000), "KeyError: three", "default", MOMENT - timedelta(minutes=30)),
+        Failure(payload("f4", name="App\\Jobs\\Mail"), "E", "emails", MOMENT),
+        Failure(payload("f5"), "E", "default", MOMENT + timedelta(seconds=1), connection="redis"),
+    ])
+    return [int(row[0]) for row in rows(storage, "SELECT id FROM failed_jobs ORDER BY id")]
+
+
+def test_failed_counts_since_a_moment(app: App) -> None:
+    storage = app.storage()
+    failures(storage)
+    repository = FailedJobsRepository(storage)
+    assert sorted(repository.counts(MOMENT - timedelta(hours=1)), key=lambda c: c.queue) == [
+        FailedCounts("default", total=3, since=2), FailedCounts("emails", total=2, since=1)]
+    assert sorted(repository.counts(MOMENT + timedelta(days=1)), key=lambda c: c.queue) == [
+        FailedCounts("default", total=3, since=0), FailedCounts("emails", total=2, since=0)]
+
+
+def test_failed_look_ups_by_id_and_uuid(app: App) -> None:
+    storage = app.storage()
+    ids = failures(storage)
+    repository = FailedJobsRepository(storage)
+    found = repository.by_id(ids[0])
+    assert found == FailedJob(ids[0], "f1", "database", "default", payload("f1"), "ValueError: one\ntrace",
+                              "2027-01-13 12:00:00")
+    assert repository.by_uuid("f5") == FailedJob(ids[4], "f5", "redis", "default", payload("f5"), "E",
+                                                 "2027-01-15 12:00:01")
+    assert repository.by_id(ids[-1] + 100) is None and repository.by_uuid("nope") is None
+    assert repository.exception_of("f1") == "ValueError: one\ntrace"
+    assert repository.exception_of("nope") is None
+
+
+def test_failed_recent_and_range_scans(app: App) -> None:
+    storage = app.storage()
+    ids = failures(storage)
+    repository = FailedJobsRepository(storage)
+    assert [job.id for job in repository.recent(3)] == ids[:-4:-1]
+    assert [job.uuid for job in repository.recent(10, "emails")] == ["f4", "f2"]
+    assert [job.id for job in repository.range(0, 10)] == ids
+    assert [job.id for job in repository.range(ids[1], 2)] == ids[2:4]
+    assert [job.uuid for job in repository.range(0, 10, "default")] == ["f1", "f3", "f5"]
+    assert [job.id for job in repository.range(0, 10, low=ids[1], high=ids[3])] == ids[1:4]
+    assert repository.range(ids[-1], 10) == []
+
+
+def test_failed_deletes_and_pruning_ids(app: App) -> None:
+    storage = app.storage()
+    ids = failures(storage)
+    repository = FailedJobsRepository(storage)
+    assert repository.ids_before(MOMENT - timedelta(days=1), 0, 10) == [ids[0], ids[1]]
+    assert repository.ids_before(MOMENT - timedelta(days=1), ids[0], 10) == [ids[1]]
+    assert repository.ids_before(MOMENT - timedelta(days=1), 0, 1) == [ids[0]]
+    assert repository.ids_before(MOMENT - timedelta(days=5), 0, 10) == []
+    assert repository.delete(ids[0]) and not repository.delete(ids[0])
+    assert repository.delete_ids([ids[1], ids[2], ids[0]]) == 2
+    assert repository.delete_ids([]) == 0
+    assert [job.id for job in repository.range(0, 10)] == ids[3:]
+
+
+def test_failed_monitor_reads_queues_and_payload_heads(app: App) -> None:
+    storage = app.storage()
+    ids = failures(storage)
+    repository = FailedJobsRepository(storage)
+    assert repository.queues_by_id() == dict(zip(ids, ["default", "emails", "default", "emails", "default"],
+                                                 strict=True))
+    heads = repository.heads(0, 60, 10)
+    assert [head.id for head in heads] == ids and all(isinstance(head, FailedHead) for head in heads)
+    assert heads[0].head == payload("f1")[:60]
+    (cut,) = repository.heads(ids[1], 81, 1)  # SQLite counts bytes: its head ends in half an "é"
+    assert cut.id == ids[2] and cut.head.startswith(payload("f3", size=2000)[:79]) and len(cut.head) <= 81
+    assert [head.id for head in repository.heads(ids[1], 60, 2)] == ids[2:4]
+    assert repository.heads(ids[-1], 60, 10) == []
+
+
+def test_mail_ledger_marks_finds_and_prunes(app: App) -> None:
+    storage = app.storage()
+    repository = MailLedgerRepository(storage)
+    repository.check()
+    record = SentRecord("<u-1@ict.example>", "u-1", "password_reset", "user@example.test")
+    assert not repository.was_sent(record.message_id) and not repository.sent_job("u-1")
+    repository.mark_sent(record, NOW)
+    repository.mark_sent(record, NOW + 5)  # a second record of the same message changes nothing
+    repository.mark_sent(SentRecord("<u-2@ict.example>", "u-2", "welcome", "other@example.test"), NOW + 10)
+    assert repository.was_sent(record.message_id) and repository.sent_job("u-1")
+    assert not repository.was_sent("<u-1@elsewhere>") and not repository.sent_job("u-3")
+    assert rows(storage, "SELECT message_id, job_uuid, notification, recipient, sent_at FROM ictq_mail_sent "
+                         "ORDER BY sent_at") == [
+        ("<u-1@ict.example>", "u-1", "password_reset", "user@example.test", NOW),
+        ("<u-2@ict.example>", "u-2", "welcome", "other@example.test", NOW + 10)]
+    assert repository.prune(NOW + 1) == 1
+    assert repository.prune(NOW + 1) == 0
+    assert not repository.sent_job("u-1") and repository.sent_job("u-2")
+
+
+def test_mail_ledger_check_names_the_missing_table(app: App) -> None:
+    storage = app.storage()
+    with storage._translated():
+        storage.connection.cursor().execute("DROP TABLE ictq_mail_sent")
+    with pytest.raises(DatabaseError, match="ictq_mail_sent is missing; run `ictq migrate`"):
+        MailLedgerRepository(storage).check()
