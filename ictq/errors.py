@@ -13,20 +13,16 @@ tree on purpose: :class:`ForcedStop` derives from ``BaseException`` so that a ha
 
 from __future__ import annotations
 
-import re
-
-_PHP_LOCATION = re.compile(r" in /\S+:\d+$")
-
 
 def first_line(text: str) -> str:
-    """The first non-blank line of ``text`` (an exception record, a reason), blanks squeezed.
+    """The first non-blank line of ``text`` (an exception record, a reason), stripped.
 
     The one rule for "the headline of an exception" wherever a record is shown in one line:
     logs, ``ictq failed``, mail status, triage.
     """
     for line in text.splitlines():
-        if line.strip():
-            return " ".join(line.split())
+        if stripped := line.strip():
+            return stripped
     return ""
 
 

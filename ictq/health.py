@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ictq import heartbeat, ops
+from ictq.config import comma_list
 from ictq.db import Storage
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -107,7 +108,7 @@ def check(storage: Storage, thresholds: Thresholds, queues: Sequence[str] = (), 
     records = [r for r in heartbeat.workers(storage) if r.alive(now)]
     if queues:
         wanted = set(queues)
-        records = [r for r in records if wanted & set(r.queues.split(","))]
+        records = [r for r in records if wanted & set(comma_list(r.queues))]
     return judge(rows, len(records), thresholds, queues)
 
 

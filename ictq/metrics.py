@@ -29,9 +29,7 @@ a counter reset, which ``rate()`` handles).
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections import Counter
@@ -41,15 +39,13 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ictq import heartbeat, logs, ops, stats
+from ictq import heartbeat, logs, ops, payload, stats
 from ictq.db import Storage
 from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.errors import IctqError
 
 HEAD_CHARS = 1000
 HEAD_BATCH = 1000
-UNREADABLE = "(unreadable payload)"
-_DISPLAY_NAME = re.compile(r'"displayName"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
 @dataclass(frozen=True)
@@ -61,20 +57,6 @@ class Snapshot:
     failed: Counter[tuple[str, str]]
     stats: Sequence[stats.StatsRow]
     workers: Sequence[heartbeat.WorkerRecord]
-
-
-def job_name_from_head(head: str | bytes | None) -> str:
-    """The ``displayName`` in the first characters of a payload (no need to parse 10 MB)."""
-    if isinstance(head, bytes):
-        head = head.decode("utf-8", errors="replace")
-    match = _DISPLAY_NAME.search(head or "")
-    if match is None:
-        return UNREADABLE
-    try:
-        name = json.loads(match.group(1))
-    except ValueError:
-        return UNREADABLE
-    return str(name) if name else UNREADABLE
 
 
 class FailedNames:
@@ -91,11 +73,11 @@ class FailedNames:
         while True:
             heads = failed.heads(after, HEAD_CHARS, HEAD_BATCH)
             for head in heads:
-                self._names[head.id] = job_name_from_head(head.head)
+                self._names[head.id] = payload.name_in_head(head.head)
             if len(heads) < HEAD_BATCH:
                 break
             after = heads[-1].id
-        return Counter((queue, self._names.get(i, UNREADABLE)) for i, queue in current.items())
+        return Counter((queue, self._names.get(i, payload.UNREADABLE_NAME)) for i, queue in current.items())
 
 
 def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:
@@ -229,6 +211,6 @@ def describe_listen(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
 
 
-__all__ = ["FailedNames", "QueueCollector", "Snapshot", "families", "job_name_from_head", "parse_listen",
+__all__ = ["FailedNames", "QueueCollector", "Snapshot", "families", "parse_listen",
            "registry_for"]
 

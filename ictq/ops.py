@@ -15,15 +15,11 @@ from ictq import payload
 from ictq.db import Storage
 from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
-from ictq.errors import IctqError, JobFailure
+from ictq.errors import NotFound, first_line
 
 STATES = JOB_STATES
 RETRY_BATCH = 500
 PRUNE_CHUNK = 1000
-
-
-class NotFound(IctqError):
-    """No such failed job."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +69,12 @@ class FailedRow:
     @property
     def reason(self) -> str:
         """The exception's first line."""
-        return self.exception.strip().splitlines()[0] if self.exception.strip() else ""
+        return first_line(self.exception)
 
     @classmethod
     def of(cls, job: FailedJob) -> FailedRow:
         return cls(id=job.id, uuid=job.uuid, connection=job.connection, queue=job.queue,
-                   name=display_name(job.payload), failed_at=job.failed_at, exception=job.exception,
+                   name=payload.name_of(job.payload), failed_at=job.failed_at, exception=job.exception,
                    payload=job.payload)
 
     def as_dict(self, full: bool = False) -> dict[str, Any]:
@@ -123,17 +119,9 @@ def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, lim
 
 
 def _job_row(job: QueuedJob, now: int) -> JobRow:
-    return JobRow(job.id, job.queue, display_name(job.payload), job.attempts, job.state(now),
+    return JobRow(job.id, job.queue, payload.name_of(job.payload), job.attempts, job.state(now),
                   max(0, now - job.created_at), max(0, job.available_at - now),
                   None if job.reserved_at is None else max(0, now - job.reserved_at))
-
-
-def display_name(text: str) -> str:
-    """Laravel's ``displayName`` of a payload, or a marker for one that does not parse."""
-    try:
-        return payload.parse(text).display_name
-    except JobFailure:
-        return "(unreadable payload)"
 
 
 def clear(storage: Storage, queues: Sequence[str], include_reserved: bool) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 from ictq import ops
 from ictq.db import Storage
-from ictq.errors import IctqError
+from ictq.errors import GroupNotFound, first_line
 
 MAX_SIGNATURE = 240
 GROUP_ID_LENGTH = 10
@@ -51,14 +51,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-class GroupNotFound(IctqError):
-    """No group of failed jobs has that id."""
-
-
 def split_first_line(exception: str) -> tuple[str, str]:
     """``(exception class, message)`` from the first line of ``failed_jobs.exception``."""
     text = exception.strip()
-    first = _PHP_LOCATION.sub("", " ".join(text.splitlines()[0].split())) if text else ""
+    first = _PHP_LOCATION.sub("", " ".join(first_line(text).split())) if text else ""
     head, sep, rest = first.partition(": ")
     if sep and _looks_like_class(head):
         return head, rest.strip()

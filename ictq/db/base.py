@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ictq.config import DatabaseSettings
-from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
+from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError, one_line
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
 
@@ -131,7 +131,7 @@ class Storage(abc.ABC):
         except UnicodeEncodeError as exc:
             raise DatabaseError(f"{self.describe()}: text that is not valid Unicode: {exc.reason}") from None
         except self._driver_error() as exc:
-            message = f"{self.describe()}: {_one_line(exc)}"
+            message = f"{self.describe()}: {one_line(exc)}"
             if self._is_missing_table(exc):
                 raise SchemaError(f"{message} (run: ictq migrate)") from None
             if self._is_connection_error(exc):
@@ -344,11 +344,6 @@ def _row(job: NewJob) -> dict[str, Any]:
 
 def _uuid_of(payload: str) -> str:
     return uuid_from_text(payload) or str(uuid.uuid4())
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 __all__ = ["DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage", "WakeSignal"]

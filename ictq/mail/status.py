@@ -9,6 +9,7 @@ from ictq.client import Dispatched
 from ictq.db import Storage
 from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.db.jobs import JobsRepository
+from ictq.errors import first_line
 from ictq.mail.ledger import SentLedger
 
 
@@ -50,5 +51,5 @@ def _finished(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status |
 
 def _first_reason(exception: str) -> str:
     """The first line of a failed_jobs.exception, without the exception class."""
-    first = exception.strip().splitlines()[0] if exception.strip() else ""
+    first = first_line(exception)
     return first.split(": ", 1)[1] if ": " in first else first

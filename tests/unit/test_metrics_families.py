@@ -8,7 +8,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ictq import metrics
+from ictq import metrics, payload
 from ictq.heartbeat import WorkerRecord
 from ictq.ops import QueueSize
 from ictq.stats import DURATION_BUCKETS, StatsRow
@@ -69,10 +69,10 @@ def test_counters_and_histograms_are_summed_over_workers() -> None:
 
 
 def test_job_name_from_the_head_of_a_payload() -> None:
-    assert metrics.job_name_from_head('{"uuid":"u","displayName":"App\\\\Jobs\\\\X","job":"y"') == "App\\Jobs\\X"
-    assert metrics.job_name_from_head(b'{"displayName":"test.record","data":{"x":"\xff"}}') == "test.record"
-    assert metrics.job_name_from_head("not json at all") == "(unreadable payload)"
-    assert metrics.job_name_from_head(None) == "(unreadable payload)"
+    assert payload.name_in_head('{"uuid":"u","displayName":"App\\\\Jobs\\\\X","job":"y"') == "App\\Jobs\\X"
+    assert payload.name_in_head(b'{"displayName":"test.record","data":{"x":"\xff"}}') == "test.record"
+    assert payload.name_in_head("not json at all") == "(unreadable payload)"
+    assert payload.name_in_head(None) == "(unreadable payload)"
 
 
 def test_listen_addresses() -> None:
