@@ -26,6 +26,7 @@ test: $(STAMP)
 	@bash scripts/test-services $(TEST_PACKAGES)
 	$(BIN)/ruff check ictq tests fabfile
 	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -34,6 +35,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ictq tests fabfile
 	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production
 
 # The benchmark (bench/README.md): ictq and its peers side by side; BENCH_ARGS="--quick" for a smoke run.
 bench: $(STAMP)
@@ -42,4 +44,4 @@ bench: $(STAMP)
 	BENCH_VIA_MAKE=1 $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .ansible

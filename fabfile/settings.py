@@ -1,8 +1,9 @@
 """Where ictq lives on a worker host: app user, app dir, venv, Supervisor program, log file.
 
-One source of truth: the deploy role's defaults (``roles/ictq_worker/defaults/main.yml``),
-then the host's ``ictq_worker_*`` variables from the Ansible inventory (see :mod:`.inventory`),
-then explicit ``queue.*`` settings in the Fabric configuration, which win.
+One source of truth: the deploy role's defaults (``roles/ictq_worker/defaults/main.yml``, read
+by :func:`ictq.deploy.role_defaults`, as ``ictq supervisor-config`` reads them), then the host's
+``ictq_worker_*`` variables from the Ansible inventory (see :mod:`.inventory`), then explicit
+``queue.*`` settings in the Fabric configuration, which win.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ictq import deploy
+from ictq.errors import ConfigError
+
 PROJECT = Path(__file__).resolve().parent.parent
-ROLE_DEFAULTS = PROJECT / "roles" / "ictq_worker" / "defaults" / "main.yml"
 
 #: App field -> the deploy role's variable.
 ROLE_VARIABLES = {
@@ -77,15 +80,13 @@ class App:
 @lru_cache(maxsize=1)
 def role_defaults() -> App:
     """The App of the deploy role's defaults."""
-    import yaml  # type: ignore[import-untyped]
-
     try:
-        data = yaml.safe_load(ROLE_DEFAULTS.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"cannot read the deploy role's defaults {ROLE_DEFAULTS}: {exc}") from None
-    missing = [v for v in ROLE_VARIABLES.values() if not isinstance(data, dict) or v not in data]
+        data = deploy.role_defaults()
+    except ConfigError as exc:
+        raise SettingsError(str(exc)) from None
+    missing = [v for v in ROLE_VARIABLES.values() if v not in data]
     if missing:
-        raise SettingsError(f"{ROLE_DEFAULTS} lacks {', '.join(missing)}")
+        raise SettingsError(f"{deploy.ROLE_DEFAULTS} lacks {', '.join(missing)}")
     return App(**{field: str(data[variable]) for field, variable in ROLE_VARIABLES.items()})
 
 

@@ -1,10 +1,11 @@
 """``ictq supervisor-config``: the Supervisor program for installing by hand.
 
-It renders ``templates/laravel-worker.conf.j2``, the same file the Ansible role
-(``roles/ictq_worker``) renders, with the same variable names and the same defaults, and
-refuses the same wrong settings. The templates live at the top of the repository, outside the
-package; they are looked up, in order, in ``--templates DIR``, ``$ICTQ_TEMPLATES``, the
-repository ictq runs from (a checkout or an editable install), and ``<prefix>/share/ictq/templates``.
+It renders the Ansible role's own template (``roles/ictq_worker/templates/``,
+``etc/supervisor/conf.d/laravel-worker.conf.j2``) with the same variable names and the role's own
+defaults (``roles/ictq_worker/defaults/main.yml``), and refuses the same wrong settings. The role is
+the single source: ``ictq/deploy_role`` links to it in a checkout, and a built package ships its
+defaults and templates there. Templates are looked up in ``--templates DIR``, ``$ICTQ_TEMPLATES``
+(each a directory laid out like the role's ``templates/``), then the role.
 """
 
 from __future__ import annotations
@@ -14,42 +15,75 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from ictq.errors import ConfigError
 
-PROGRAM_TEMPLATE = "laravel-worker.conf.j2"
+#: The deploy role (roles/ictq_worker), as shipped with the package.
+ROLE = Path(__file__).resolve().parent / "deploy_role"
+ROLE_DEFAULTS = ROLE / "defaults" / "main.yml"
+ROLE_TEMPLATES = ROLE / "templates"
+PROGRAM_TEMPLATE = "etc/supervisor/conf.d/laravel-worker.conf.j2"
 TEMPLATES_ENV = "ICTQ_TEMPLATES"
+
+T = TypeVar("T")
+
+
+@cache
+def role_defaults() -> dict[str, Any]:
+    """The role's ``defaults/main.yml``: every ``ictq_worker_*`` variable with its default."""
+    import yaml
+
+    # libyaml's safe loader when PyYAML has it: 1 ms instead of 10 at every start of ictq.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(ROLE_DEFAULTS.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the deploy role's defaults {ROLE_DEFAULTS}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{ROLE_DEFAULTS}: not a mapping of variables")
+    return data
+
+
+def _role_default(name: str, kind: type[T]) -> T:
+    """The role's default for ``ictq_worker_<name>``, which must be a ``kind``."""
+    variable = f"ictq_worker_{name}"
+    value = role_defaults().get(variable)
+    bool_mismatch = isinstance(value, bool) != (kind is bool)  # YAML's true is an int to isinstance
+    if not isinstance(value, kind) or bool_mismatch:
+        raise ConfigError(f"{ROLE_DEFAULTS}: {variable} must be a {kind.__name__}, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class WorkerProgram:
-    """The variables of ``laravel-worker.conf.j2``; defaults equal the role's (a test checks)."""
+    """The variables of the program template; every default is the role's (``defaults/main.yml``)."""
 
     app_dir: str
     venv: str
-    user: str = "ictq"
-    program: str = "laravel-worker"
-    numprocs: int = 2
-    queue: str = "default"
-    sleep: int = 3
-    tries: int = 3
-    backoff: str = "0"
-    timeout: int = 60
-    memory: int = 128
-    max_time: int = 3600
-    max_jobs: int = 0
-    extra_args: tuple[str, ...] = field(default=())
-    autostart: bool = True
-    autorestart: bool = True
-    stopwaitsecs: int = 75
-    retry_after: int = 90
-    supervisor_log_dir: str = "/var/log/supervisor"
-    supervisor_log_maxbytes: str = "10MB"
-    supervisor_log_backups: int = 5
+    user: str = _role_default("user", str)
+    program: str = _role_default("program", str)
+    numprocs: int = _role_default("numprocs", int)
+    queue: str = _role_default("queue", str)
+    sleep: int = _role_default("sleep", int)
+    tries: int = _role_default("tries", int)
+    backoff: str = _role_default("backoff", str)
+    timeout: int = _role_default("timeout", int)
+    memory: int = _role_default("memory", int)
+    max_time: int = _role_default("max_time", int)
+    max_jobs: int = _role_default("max_jobs", int)
+    extra_args: tuple[str, ...] = field(default=tuple(_role_default("extra_args", list)))
+    autostart: bool = _role_default("autostart", bool)
+    autorestart: bool = _role_default("autorestart", bool)
+    stopwaitsecs: int = _role_default("stopwaitsecs", int)
+    retry_after: int = _role_default("retry_after", int)
+    supervisor_log_dir: str = _role_default("supervisor_log_dir", str)
+    supervisor_log_maxbytes: str = _role_default("supervisor_log_maxbytes", str)
+    supervisor_log_backups: int = _role_default("supervisor_log_backups", int)
 
     def check(self) -> None:
         """Refuse what the role refuses, saying what to change."""
@@ -77,8 +111,7 @@ class WorkerProgram:
 
 def find_templates(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:
     """The directory holding the deploy templates (see the module docstring for the order)."""
-    candidates = [Path(p) for p in (explicit, environ.get(TEMPLATES_ENV)) if p]
-    candidates += [Path(__file__).resolve().parents[1] / "templates", Path(sys.prefix) / "share" / "ictq" / "templates"]
+    candidates = [Path(p) for p in (explicit, environ.get(TEMPLATES_ENV)) if p] + [ROLE_TEMPLATES]
     for directory in candidates:
         if (directory / PROGRAM_TEMPLATE).is_file():
             return directory
@@ -86,17 +119,14 @@ def find_templates(explicit: str | None = None, environ: Mapping[str, str] = os.
             raise ConfigError(f"--templates {directory}: no {PROGRAM_TEMPLATE} there")
     looked = ", ".join(str(c) for c in candidates)
     raise ConfigError(
-        f"deploy templates not found (looked in {looked}); pass --templates DIR (the repository's templates/) "
-        f"or set {TEMPLATES_ENV}"
+        f"deploy templates not found (looked in {looked}); pass --templates DIR (the role's templates/, "
+        f"roles/ictq_worker/templates in the repository) or set {TEMPLATES_ENV}"
     )
 
 
 def render_template(templates: Path, name: str, variables: Mapping[str, Any]) -> str:
     """Render ``name`` the way Ansible's template module does (trim_blocks, strict variables)."""
-    try:
-        import jinja2
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        raise ConfigError("rendering deploy templates needs Jinja2: pip install 'ictq[deploy]'") from None
+    import jinja2  # a dependency, imported here because most commands never render a template
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,

@@ -1,4 +1,5 @@
-"""The deploy templates (top-level ``templates/``), rendered as the role and ``ictq supervisor-config`` do."""
+"""The deploy role (``roles/ictq_worker``): its templates, rendered as Ansible and ``ictq supervisor-config`` do,
+its interface (``meta/argument_specs.yml`` against ``defaults/main.yml``) and the copy the package ships."""
 
 from __future__ import annotations
 
@@ -7,33 +8,38 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 from click.testing import CliRunner
 
+from ictq import deploy
 from ictq.cli import cli
 from ictq.config import load_settings
 from ictq.deploy import WorkerProgram, find_templates, render_program, render_template
 from ictq.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "templates"
 ROLE = REPO / "roles" / "ictq_worker"
+TEMPLATES = ROLE / "templates"
+PROGRAM = "etc/supervisor/conf.d/laravel-worker.conf.j2"
+ENV = "srv/ict/env.j2"
+LOGROTATE = "etc/logrotate.d/ictq.j2"
 EXAMPLE_VARS = REPO / "group_vars.example" / "workers"
 EXAMPLE_VAULT_PASSWORD = "ictq-example-vault-password"
 
 
-def role_defaults() -> dict[str, Any]:
-    data = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+def role_defaults(role: Path = ROLE) -> dict[str, Any]:
+    data = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     assert isinstance(data, dict)
     return data
 
 
-def role_options() -> dict[str, dict[str, Any]]:
-    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+def role_options(role: Path = ROLE) -> dict[str, dict[str, Any]]:
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"]["options"]
     assert isinstance(options, dict)
     return options
@@ -90,7 +96,7 @@ def test_options_reach_the_command_line() -> None:
 
 
 def test_the_role_and_the_command_render_the_same_file() -> None:
-    by_role = render_template(TEMPLATES, "laravel-worker.conf.j2",
+    by_role = render_template(TEMPLATES, PROGRAM,
                               role_variables(ictq_worker_app_dir="/srv/ict", ictq_worker_venv="/opt/ictq/venv"))
     assert by_role == render_program(program(), TEMPLATES)
 
@@ -137,9 +143,9 @@ def test_supervisor_config_reads_retry_after_from_the_env_file(tmp_path: Path) -
 
 
 def test_templates_are_found_or_the_error_says_where_to_look(tmp_path: Path) -> None:
-    assert find_templates() == TEMPLATES
+    assert find_templates().resolve() == TEMPLATES
     assert find_templates(environ={"ICTQ_TEMPLATES": str(TEMPLATES)}) == TEMPLATES
-    with pytest.raises(ConfigError, match=r"no laravel-worker\.conf\.j2 there"):
+    with pytest.raises(ConfigError, match=r"no etc/supervisor/conf\.d/laravel-worker\.conf\.j2 there"):
         find_templates(str(tmp_path))
 
 
@@ -149,7 +155,7 @@ def test_templates_are_found_or_the_error_says_where_to_look(tmp_path: Path) -> 
 def test_env_round_trips_through_ictqs_own_parser(tmp_path: Path) -> None:
     # Single-quoted values stay literal in ictq's parser, as in Laravel's: ${NAME} included.
     tricky = "p'a\\ss $HOME ${HOME} {x} \"q\" #x $y"
-    text = render_template(TEMPLATES, "env.j2", role_variables(
+    text = render_template(TEMPLATES, ENV, role_variables(
         ictq_worker_db_password=tricky, ictq_worker_mail_password="m@il'pw", ictq_worker_jobs=["app.jobs", "b"],
         ictq_worker_env_extra={"APP_DEBUG": "false"}, ictq_worker_env_secrets={"SENTRY_TOKEN": "t0k3n'"},
     ))
@@ -177,7 +183,7 @@ def test_logrotate_file_passes_logrotate_debug(tmp_path: Path, copytruncate: boo
         pytest.fail("logrotate is not installed (see TEST_PACKAGES in the Makefile)")
     (tmp_path / "storage" / "logs").mkdir(parents=True)
     (tmp_path / "storage" / "logs" / "queue.log").write_text("line\n" * 10)
-    text = render_template(TEMPLATES, "logrotate.j2", role_variables(
+    text = render_template(TEMPLATES, LOGROTATE, role_variables(
         ictq_worker_app_dir=str(tmp_path), ictq_worker_user="root", ictq_worker_group="root",
         ictq_worker_logrotate_copytruncate=copytruncate, ictq_worker_logrotate_postrotate="true",
     ))
@@ -205,17 +211,107 @@ def test_logrotate_debug_rejects_a_broken_file(tmp_path: Path) -> None:
 # -- role interface and examples --------------------------------------------------------------
 
 
-def test_every_default_is_declared_in_the_argument_specs() -> None:
+ROLES = sorted((REPO / "roles").iterdir())
+#: What an option of a role's argument spec may say (Ansible's argument spec keys).
+SPEC_KEYS = {"type", "elements", "required", "default", "choices", "no_log", "description", "options", "aliases",
+             "version_added", "apply_defaults"}
+#: The Python type of a value of each spec type, as YAML reads it.
+SPEC_TYPES: dict[str, type] = {"str": str, "path": str, "int": int, "bool": bool, "list": list, "dict": dict}
+
+
+def _is(value: Any, spec_type: str) -> bool:
+    kind = SPEC_TYPES[spec_type]
+    return isinstance(value, kind) and (isinstance(value, bool) == (kind is bool))
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_argument_spec_entry_is_well_formed(role: Path) -> None:
+    # A flow mapping with an unquoted comma ({description: A (b, c).}) once split four entries in two.
+    for name, spec in role_options(role).items():
+        assert isinstance(spec, dict), name
+        assert set(spec) <= SPEC_KEYS, f"{name}: unknown keys {sorted(set(spec) - SPEC_KEYS)}"
+        assert spec.get("type") in SPEC_TYPES, name
+        assert isinstance(spec.get("description"), str) and spec["description"].strip(), name
+        assert name.startswith(f"{role.name}_"), name
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_every_default_has_a_spec_of_its_type(role: Path) -> None:
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # type: ignore[import-untyped]
+
+    options, defaults = role_options(role), role_defaults(role)
+    assert set(defaults) <= set(options), f"no spec for {sorted(set(defaults) - set(options))}"
+    plain = {name: value for name, value in defaults.items() if "{{" not in str(value)}
+    for name, value in plain.items():
+        spec = options[name]
+        assert spec.get("default") == value, f"{name}: the spec says {spec.get('default')!r}, the default {value!r}"
+        assert _is(value, spec["type"]), f"{name}: {value!r} is not a {spec['type']}"
+        assert all(_is(item, spec["elements"]) for item in value) if "elements" in spec else True, name
+        assert value in spec.get("choices", [value]), name
+    for name, spec in options.items():
+        assert not (spec.get("required") and name in defaults), f"{name}: required, yet it has a default"
+        assert name in defaults or "default" not in spec, f"{name}: the spec has a default, defaults/main.yml none"
+    # And Ansible's own validator, as the role's argument validation runs it, accepts the defaults.
+    required = {name: "/x" for name, spec in options.items() if spec.get("required")}
+    result = ArgumentSpecValidator(options).validate({**plain, **required})
+    assert not result.error_messages, result.error_messages
+
+
+def test_the_secrets_have_no_default() -> None:
     options, defaults = role_options(), role_defaults()
-    assert set(defaults) <= set(options)
-    for name, value in defaults.items():
-        if "{{" not in str(value):
-            assert options[name].get("default") == value, name
     secrets = {name for name, spec in options.items() if spec.get("no_log")}
     assert secrets == {"ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key",
                        "ictq_worker_env_secrets"}
     assert not secrets & set(defaults), "secrets have no default"
-    assert all(name.startswith("ictq_worker_") for name in options)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda role: role.name)
+def test_the_role_does_not_assume_the_repository_around_it(role: Path) -> None:
+    for path in role.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for assumption in ("playbook_dir", "role_path", "/../"):
+                assert assumption not in text, f"{path.relative_to(REPO)} uses {assumption}"
+
+
+# -- the copy the package ships -----------------------------------------------------------------
+
+
+def shipped_files() -> list[Path]:
+    """The role's files that ``ictq supervisor-config`` reads, relative to the role."""
+    return [Path("defaults/main.yml"), *sorted(p.relative_to(ROLE) for p in TEMPLATES.rglob("*.j2"))]
+
+
+def test_the_package_reads_the_roles_own_files() -> None:
+    assert deploy.ROLE.resolve() == ROLE
+    for relative in shipped_files():
+        assert (deploy.ROLE / relative).read_bytes() == (ROLE / relative).read_bytes(), relative
+    assert deploy.role_defaults() == role_defaults()
+
+
+def test_a_wheel_ships_the_roles_defaults_and_templates_unchanged(tmp_path: Path) -> None:
+    # Built from a copy (so nothing is written into the checkout) that keeps ictq/deploy_role a link.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "ictq", "roles"):
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+        elif path.is_file():
+            shutil.copy2(path, source / name)
+    assert (source / "ictq" / "deploy_role").is_symlink()
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+                           "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+                          capture_output=True, text=True, check=False, timeout=280)
+    assert proc.returncode == 0, proc.stderr
+    [wheel] = (tmp_path / "wheels").glob("ictq-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for relative in shipped_files():
+            member = f"ictq/deploy_role/{relative}"
+            assert member in names, member
+            assert archive.read(member) == (ROLE / relative).read_bytes(), member
+        assert not any(name.startswith("ictq/deploy_role/tasks/") for name in names), "only what the command reads"
 
 
 def test_the_example_vars_show_every_variable_with_the_secrets_vaulted() -> None:
