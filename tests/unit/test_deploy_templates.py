@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from ictq import deploy
-from ictq.cli import cli
+from ictq.cli import root
 from ictq.config import load_settings
 from ictq.deploy import WorkerProgram, find_templates, render_program, render_template
 from ictq.errors import ConfigError
@@ -126,7 +126,7 @@ def test_a_config_that_cannot_work_is_refused(changes: dict[str, Any], message: 
 def test_supervisor_config_command(tmp_path: Path) -> None:
     out = tmp_path / "laravel-worker.conf"
     runner = CliRunner()
-    result = runner.invoke(cli, ["supervisor-config", "--app-dir", "/srv/ict", "--venv", "/opt/ictq/venv",
+    result = runner.invoke(root, ["supervisor-config", "--app-dir", "/srv/ict", "--venv", "/opt/ictq/venv",
                                  "--numprocs", "4", "--retry-after", "90", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert parse_ini(out.read_text())["program:laravel-worker"]["numprocs"] == "4"

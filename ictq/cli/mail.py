@@ -8,31 +8,21 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
 import click
 
+from ictq.cli.state import State, pass_state
 from ictq.client import Client, Dispatched
-from ictq.config import Settings, load_settings
-from ictq.errors import IctqError
+from ictq.errors import MailCheckFailed, MailCheckTimeout
 from ictq.mail.address import InvalidAddress, parse_address
 from ictq.mail.ledger import SentLedger
 from ictq.mail.notifications import ACCOUNT_ACTIVATION, PASSWORD_RESET, notify
 from ictq.mail.settings import mail_settings
-from ictq.mail.status import State, Status, status_of
+from ictq.mail.status import State as MailState
+from ictq.mail.status import Status, status_of
 
 POLL_SECONDS = 0.2
-EXIT_TIMEOUT = 3
-
-
-class MailCheckFailed(IctqError):
-    """A test e-mail failed."""
-
-
-class MailCheckTimeout(MailCheckFailed):
-    """A test e-mail was not sent in time."""
-
-    exit_code = EXIT_TIMEOUT
+EXIT_TIMEOUT = MailCheckTimeout.exit_code
 
 
 def _address(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -47,17 +37,15 @@ def _address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Wait up to SECONDS for a worker to send them (or fail), and say which.")
 @click.option("--locale", default=None, help="The messages' language (default: APP_LOCALE, else ru).")
-@click.pass_context
-def test_email(ctx: click.Context, email: str, wait: float | None, locale: str | None) -> None:
+@pass_state
+def test_email(state: State, email: str, wait: float | None, locale: str | None) -> None:
     """Queue a password-reset and an account-activation e-mail to --email.
 
     Exit codes: 0 queued (with --wait: both sent), 1 a message failed, 3 not sent within --wait.
     """
-    settings = _settings(ctx)
-    mail = mail_settings(settings)
-    client = Client(settings)
-    ledger = SentLedger(client.storage)
-    try:
+    mail = mail_settings(state.settings)
+    with state.client() as client:
+        ledger = SentLedger(client.storage)
         ledger.check()
         token = secrets.token_urlsafe(24)
         queued = [
@@ -69,22 +57,13 @@ def test_email(ctx: click.Context, email: str, wait: float | None, locale: str |
             click.echo(f"queued {job.name} id={job.id} uuid={job.uuid} queue={job.queue} to={email}")
         if wait is not None:
             _report(_wait(client, ledger, queued, wait), wait)
-    finally:
-        client.close()
-
-
-def _settings(ctx: click.Context) -> Settings:
-    """The settings of the ``ictq`` group (its --env-file), or the default .env."""
-    state: Any = ctx.find_root().obj
-    settings = getattr(state, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
 
 
 def _wait(client: Client, ledger: SentLedger, queued: list[Dispatched], seconds: float) -> dict[str, Status]:
     deadline = time.monotonic() + seconds
     while True:
         states = {job.name: status_of(client.storage, ledger, job) for job in queued}
-        if all(s.state is not State.WAITING for s in states.values()) or time.monotonic() >= deadline:
+        if all(s.state is not MailState.WAITING for s in states.values()) or time.monotonic() >= deadline:
             return states
         time.sleep(POLL_SECONDS)
 
@@ -92,9 +71,9 @@ def _wait(client: Client, ledger: SentLedger, queued: list[Dispatched], seconds:
 def _report(states: dict[str, Status], seconds: float) -> None:
     for name, status in states.items():
         detail = f": {status.detail}" if status.detail else ""
-        word = "not sent yet" if status.state is State.WAITING else status.state.value
+        word = "not sent yet" if status.state is MailState.WAITING else status.state.value
         click.echo(f"{word} {name}{detail}")
-    if any(s.state in (State.FAILED, State.GONE) for s in states.values()):
+    if any(s.state in (MailState.FAILED, MailState.GONE) for s in states.values()):
         raise MailCheckFailed("a test e-mail failed (see above and failed_jobs)")
-    if any(s.state is State.WAITING for s in states.values()):
+    if any(s.state is MailState.WAITING for s in states.values()):
         raise MailCheckTimeout(f"not sent within {seconds:g}s: is a worker running on the queue?")

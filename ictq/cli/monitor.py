@@ -1,4 +1,5 @@
-"""Monitoring commands: ``ictq health`` (Nagios-style) and ``ictq metrics`` (Prometheus)."""
+"""Monitoring commands: ``status`` and ``workers`` for people, ``monitor`` (Laravel's
+``queue:monitor``), ``health`` (Nagios-style) and ``metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,81 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
+from ictq import control, heartbeat, logs, ops
 from ictq import health as checks
-from ictq import logs
-from ictq.cli import _redacted, _State, cli, pass_state
-from ictq.config import Settings
-from ictq.db import open_storage
+from ictq.cli.options import comma_list, json_option
+from ictq.cli.output import age, emit, table
+from ictq.cli.state import State, pass_state
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
+
+
+@click.command()
+@click.argument("queues")
+@click.option("--max", "maximum", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="The most jobs a queue may hold.")
+@json_option
+@pass_state
+def monitor(state: State, queues: str, maximum: int, as_json: bool) -> None:
+    """Check QUEUES (comma-separated) against --max; exit 1 when any is over (queue:monitor)."""
+    with state.storage() as storage:
+        rows = ops.sizes(storage, int(time.time()), comma_list(queues))
+    over = [row for row in rows if row.size > maximum]
+    emit(as_json, {"max": maximum, "queues": [{**r.as_dict(), "over": r in over} for r in rows]}, lambda: "\n".join(
+        f"{'OVER' if r in over else 'OK  '} {r.queue}: size={r.size} pending={r.pending} delayed={r.delayed} "
+        f"reserved={r.reserved} oldest={age(r.oldest_pending_age)} max={maximum}" for r in rows))
+    if over:
+        sys.exit(1)
+
+
+@click.command()
+@pass_state
+def status(state: State) -> None:
+    """One screen for a human: queues, failed jobs, paused queues, restart signal."""
+    with state.storage() as storage:
+        rows = ops.sizes(storage, int(time.time()))
+        flags = control.read(storage)
+        where = storage.describe()
+    summary = ops.total(rows)
+    lines = [f"ictq status: {where}", ""]
+    if rows:
+        lines.append(table(["queue", "size", "pending", "delayed", "reserved", "oldest"],
+                           [[r.queue, r.size, r.pending, r.delayed, r.reserved, age(r.oldest_pending_age)]
+                            for r in rows]))
+    else:
+        lines.append("no queued jobs")
+    lines += ["", f"failed jobs: {summary.failed} in all, {summary.failed_last_hour} in the last hour",
+              f"paused queues: {', '.join(sorted(flags.paused)) or 'none'}"]
+    if flags.restart:
+        stamp = datetime.fromtimestamp(float(flags.restart), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines.append(f"last restart signal: {stamp} (workers started before it exit after their current job)")
+    else:
+        lines.append("last restart signal: never")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Also list workers that stopped or died recently.")
+@json_option
+@pass_state
+def workers(state: State, show_all: bool, as_json: bool) -> None:
+    """Workers on every host, from their heartbeats: alive or dead, current job, counts."""
+    now = int(time.time())
+    with state.storage() as storage:
+        records = [r for r in heartbeat.workers(storage) if show_all or r.alive(now)]
+    emit(as_json, [r.as_dict(now) for r in records], lambda: table(
+        ["name", "host", "pid", "queues", "state", "up", "last beat", "job", "processed", "failed"],
+        [[r.name, r.host, r.pid, r.queues, "alive" if r.alive(now) else "dead", age(now - r.started_at),
+          age(now - r.beat_at) + " ago", f"{r.job_name} #{r.job_id}" if r.job_id else "-", r.processed, r.failed]
+         for r in records]) if records else "no workers")
 
 
 class _NagiosCommand(click.Command):
@@ -48,7 +111,7 @@ def _threshold_option(name: str, key: str, what: str, minimum: bool = False) -> 
                         callback=_threshold(minimum), help=what)
 
 
-@cli.command(cls=_NagiosCommand)
+@click.command(cls=_NagiosCommand)
 @_threshold_option("--max-size", "max_size", "Jobs in the largest queue (pending + delayed + reserved).")
 @_threshold_option("--max-age", "max_age", "Seconds the oldest pending job may wait.")
 @_threshold_option("--max-failed-per-hour", "max_failed_per_hour", "Jobs failed in the last hour, all queues.")
@@ -56,7 +119,7 @@ def _threshold_option(name: str, key: str, what: str, minimum: bool = False) -> 
                    "Live workers serving the queues: below WARN is WARNING, below CRIT is CRITICAL.", minimum=True)
 @click.option("--queue", help="Queues to check, comma-separated (default: all queues with jobs or failures).")
 @pass_state
-def health(state: _State, max_size: checks.Threshold, max_age: checks.Threshold,
+def health(state: State, max_size: checks.Threshold, max_age: checks.Threshold,
            max_failed_per_hour: checks.Threshold, min_workers: checks.Threshold, queue: str | None) -> None:
     """One line and a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -66,9 +129,8 @@ def health(state: _State, max_size: checks.Threshold, max_age: checks.Threshold,
     a load balancer probe.
     """
     thresholds = checks.Thresholds(max_size, max_age, max_failed_per_hour, min_workers)
-    queues = [q.strip() for q in (queue or "").split(",") if q.strip()]
     try:
-        report = _measure(state.settings, thresholds, queues)
+        report = _measure(state, thresholds, comma_list(queue))
     except ConfigError as exc:
         report = checks.unknown(f"configuration: {exc}")
     except SchemaError as exc:
@@ -77,27 +139,25 @@ def health(state: _State, max_size: checks.Threshold, max_age: checks.Threshold,
         report = checks.unknown(f"database unavailable: {exc}")
     except IctqError as exc:
         report = checks.unknown(f"database error: {exc}")
-    click.echo(_redacted(report.line))
+    click.echo(state.one_line(report.line))
     sys.exit(report.state)
 
 
-def _measure(settings: Settings, thresholds: checks.Thresholds, queues: list[str]) -> checks.Report:
+def _measure(state: State, thresholds: checks.Thresholds, queues: Sequence[str]) -> checks.Report:
+    settings = state.settings
     if settings.db.dialect == "sqlite" and settings.db.database != ":memory:" \
             and not Path(settings.db.database).exists():
         return checks.unknown(f"the SQLite database {settings.db.database} does not exist (run: ictq migrate)")
-    storage = open_storage(settings)
-    try:
+    with state.storage() as storage:
         return checks.check(storage, thresholds, queues)
-    finally:
-        storage.close()
 
 
-@cli.command()
+@click.command()
 @click.option("--listen", default="127.0.0.1:9108", show_default=True, metavar="HOST:PORT",
               help="Address of the HTTP endpoint (GET /metrics).")
 @click.option("--once", is_flag=True, help="Print the metrics once (Prometheus text format) and exit.")
 @pass_state
-def metrics(state: _State, listen: str, once: bool) -> None:
+def metrics(state: State, listen: str, once: bool) -> None:
     """Serve Prometheus metrics of the whole queue, read from the database at each scrape.
 
     Queue depth by queue and state, age of the oldest pending job, failed jobs by queue and
@@ -115,10 +175,10 @@ def metrics(state: _State, listen: str, once: bool) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
     if once:
-        _print_once(settings)
+        _print_once(state)
         return
     logger = logs.setup(None, settings.log_level, settings.secrets)
-    collector = exporter.QueueCollector(lambda: open_storage(settings), logger)
+    collector = exporter.QueueCollector(state.open_storage, logger)
     registry = exporter.registry_for(collector)
     try:
         server, thread = start_http_server(port, host, registry)
@@ -132,17 +192,17 @@ def metrics(state: _State, listen: str, once: bool) -> None:
     collector.close()
 
 
-def _print_once(settings: Settings) -> None:
+def _print_once(state: State) -> None:
     from prometheus_client import generate_latest
 
     from ictq import metrics as exporter
 
     quiet = logging.getLogger("ictq.metrics.once")
     quiet.disabled = True
-    collector = exporter.QueueCollector(lambda: open_storage(settings), quiet)
+    collector = exporter.QueueCollector(state.open_storage, quiet)
     text = generate_latest(exporter.registry_for(collector)).decode()
     collector.close()
-    click.echo(logs.redact(text, settings.secrets), nl=False)
+    click.echo(state.mask(text), nl=False)
     if collector.last_error is not None:
         raise DatabaseUnavailable(f"the database did not answer: {collector.last_error}")
 

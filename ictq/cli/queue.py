@@ -1,0 +1,136 @@
+"""Queue commands: Laravel's ``queue:*`` for the jobs table and the workers' flags.
+
+``migrate``, ``dispatch``, ``size``, ``list``, ``clear``; ``restart``, ``pause``, ``resume``.
+Reading commands take ``--json``. Every error is one line (see :func:`ictq.cli.main`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from ictq import control, ops
+from ictq.cli.options import comma_list, json_option, queue_option
+from ictq.cli.output import age, emit, table
+from ictq.cli.state import State, pass_state
+from ictq.cli.work import import_job_modules
+
+
+@click.command()
+@pass_state
+def migrate(state: State) -> None:
+    """Create the jobs and failed_jobs tables (or adopt the ones a Laravel app made)."""
+    settings = state.settings
+    if settings.db.dialect == "sqlite" and settings.db.database != ":memory:":
+        os.makedirs(os.path.dirname(settings.db.database), exist_ok=True)
+    with state.client() as client:
+        client.migrate()
+    click.echo(f"migrated: tables {settings.queue_table} and {settings.failed_table} are ready "
+               f"({client.storage.describe()})")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--data", "data_json", default="{}", show_default=True, help="The job's arguments as a JSON object.")
+@click.option("--queue", default=None, help="Queue name (default: the job's queue or DB_QUEUE).")
+@click.option("--delay", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds before it runs.")
+@pass_state
+def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: int) -> None:
+    """Queue the job NAME with --data as its keyword arguments."""
+    try:
+        data = json.loads(data_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--data") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--data")
+    import_job_modules(state.settings, None)
+    with state.client() as client:
+        result = client.dispatch(name, data, queue=queue, delay=delay)
+    click.echo(f"dispatched {result.name} id={result.id} uuid={result.uuid} queue={result.queue}")
+
+
+@click.command()
+@queue_option
+@json_option
+@pass_state
+def size(state: State, queue: str | None, as_json: bool) -> None:
+    """Jobs per queue: pending (available now), delayed, reserved; failed counts (queue:size)."""
+    with state.storage() as storage:
+        rows = ops.sizes(storage, int(time.time()), comma_list(queue))
+    summary = ops.total(rows)
+    emit(as_json, {"queues": [r.as_dict() for r in rows], "total": summary.as_dict()}, lambda: table(
+        ["queue", "size", "pending", "delayed", "reserved", "oldest", "failed", "failed/1h"],
+        [[r.queue, r.size, r.pending, r.delayed, r.reserved, age(r.oldest_pending_age), r.failed,
+          r.failed_last_hour] for r in [*rows, summary]]))
+
+
+@click.command("list")
+@queue_option
+@click.option("--state", "job_state", type=click.Choice(["any", *ops.STATES]), default="any", show_default=True,
+              help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@pass_state
+def list_(state: State, queue: str | None, job_state: str, limit: int, as_json: bool) -> None:
+    """Queued jobs, oldest first: id, job, attempts, state, age, available in (queue:list)."""
+    with state.storage() as storage:
+        rows = ops.list_jobs(storage, int(time.time()), comma_list(queue), job_state, limit)
+    emit(as_json, [r.as_dict() for r in rows], lambda: table(
+        ["id", "queue", "job", "attempts", "state", "age", "available in", "reserved for"],
+        [[r.id, r.queue, r.name, r.attempts, r.state, age(r.age), age(r.available_in) if r.available_in else "-",
+          age(r.reserved_for)] for r in rows]))
+
+
+@click.command()
+@click.option("--queue", help="Queues to clear, comma-separated (default: DB_QUEUE).")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--include-reserved", is_flag=True, help="Also delete jobs that workers are running now.")
+@pass_state
+def clear(state: State, queue: str | None, force: bool, include_reserved: bool) -> None:
+    """Delete the queued jobs of a queue (queue:clear). Running jobs are kept unless told."""
+    queues = comma_list(queue) or [state.settings.default_queue]
+    if not force:
+        if not sys.stdin.isatty():
+            raise click.UsageError("refusing to clear without a terminal to confirm on; add --force")
+        click.confirm(f"Delete every queued job of {', '.join(queues)}?", abort=True)
+    with state.storage() as storage:
+        deleted = ops.clear(storage, queues, include_reserved)
+    kept = "" if include_reserved else " (reserved jobs kept)"
+    click.echo(f"cleared {deleted} job(s) from {', '.join(queues)}{kept}")
+
+
+@click.command()
+@pass_state
+def restart(state: State) -> None:
+    """Make every worker, on every host, finish its current job and exit (queue:restart).
+
+    Supervisor then starts them again, on the new code.
+    """
+    with state.storage() as storage:
+        control.request_restart(storage, time.time())
+    click.echo("restart requested: workers exit after their current job (Supervisor starts them again)")
+
+
+@click.command()
+@click.argument("queue")
+@pass_state
+def pause(state: State, queue: str) -> None:
+    """Stop every worker from taking jobs from QUEUE (queue:pause)."""
+    with state.storage() as storage:
+        control.pause(storage, queue, time.time())
+    click.echo(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
+
+
+@click.command()
+@click.argument("queue")
+@pass_state
+def resume(state: State, queue: str) -> None:
+    """Let workers take jobs from QUEUE again (queue:resume)."""
+    with state.storage() as storage:
+        was_paused = control.resume(storage, queue)
+    click.echo(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+
