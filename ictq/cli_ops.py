@@ -15,9 +15,10 @@ from typing import Any
 
 import click
 
-from ictq import control, heartbeat, ops, triage
+from ictq import control, ops, triage
 from ictq.cli import _State, cli, pass_state
 from ictq.db import Storage, open_storage
+from ictq.db.workers import WorkersRepository
 
 
 @contextmanager
@@ -348,7 +349,7 @@ def workers(state: _State, show_all: bool, as_json: bool) -> None:
     """Workers on every host, from their heartbeats: alive or dead, current job, counts."""
     now = int(time.time())
     with _storage(state) as storage:
-        records = [r for r in heartbeat.workers(storage) if show_all or r.alive(now)]
+        records = [r for r in WorkersRepository(storage).all() if show_all or r.alive(now)]
     _emit(as_json, [r.as_dict(now) for r in records], lambda: _table(
         ["name", "host", "pid", "queues", "state", "up", "last beat", "job", "processed", "failed"],
         [[r.name, r.host, r.pid, r.queues, "alive" if r.alive(now) else "dead", _age(now - r.started_at),

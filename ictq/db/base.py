@@ -15,13 +15,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from ictq.config import DatabaseSettings
 from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
-from ictq.wakeup import Waker
+
+if TYPE_CHECKING:  # the worker package imports this module: no import at run time
+    from ictq.worker.wakeup import Waker
 
 IDLE_POLL_MIN = 0.005
 IDLE_POLL_MAX = 0.07

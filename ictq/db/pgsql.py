@@ -5,13 +5,15 @@ from __future__ import annotations
 import select
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
 from ictq.db.base import NewJob, Reserved, Storage
 from ictq.sql import load_queries
-from ictq.wakeup import Waker
+
+if TYPE_CHECKING:
+    from ictq.worker.wakeup import Waker
 
 COPY_BATCH = 256  # rows per COPY write: ~115 KB of ~450-byte rows, under psycopg's 128 KB largest send
 _T = TypeVar("_T")
