@@ -69,6 +69,8 @@ class Settings:
     log_level: str
     values: Mapping[str, str] = field(repr=False)
     prune_failed_hours: int = 0
+    beat_every: float = 5.0  # seconds between a worker's heartbeats (ICTQ_BEAT_EVERY)
+    prune_every: float = 3600.0  # seconds between a worker's prunes of old failed jobs (ICTQ_PRUNE_EVERY)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -169,6 +171,8 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         values=dict(values),
         prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0),
+        beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=3600),
+        prune_every=reader.seconds("ICTQ_PRUNE_EVERY", 3600.0, minimum=0.05, maximum=7 * 24 * 3600),
     )
 
 
@@ -241,6 +245,18 @@ class _Reader:
             raise ConfigError(f"{key}={value} is too small (minimum {minimum})")
         if maximum is not None and value > maximum:
             raise ConfigError(f"{key}={value} is too large (maximum {maximum})")
+        return value
+
+    def seconds(self, key: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(key, "")
+        if raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key}={raw!r} is not a number of seconds") from None
+        if not minimum <= value <= maximum:  # also refuses nan and inf
+            raise ConfigError(f"{key}={raw} is out of range ({minimum} to {maximum} seconds)")
         return value
 
     def identifier(self, key: str, default: str) -> str:

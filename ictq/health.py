@@ -20,9 +20,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ictq import heartbeat, ops
+from ictq import ops
 from ictq.config import comma_list
 from ictq.db import Storage
+from ictq.db.workers import WorkersRepository
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -105,7 +106,7 @@ def check(storage: Storage, thresholds: Thresholds, queues: Sequence[str] = (), 
     """Measure and judge; database errors propagate (the caller turns them into UNKNOWN)."""
     now = int(time.time()) if now is None else now
     rows = ops.sizes(storage, now, queues)
-    records = [r for r in heartbeat.workers(storage) if r.alive(now)]
+    records = [r for r in WorkersRepository(storage).all() if r.alive(now)]
     if queues:
         wanted = set(queues)
         records = [r for r in records if wanted & set(comma_list(r.queues))]

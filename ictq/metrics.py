@@ -2,7 +2,7 @@
 
 Every scrape reads the database, so the numbers are the same whichever host serves them and
 cover every worker process on every host (the workers write their cumulative job statistics
-with their heartbeats; see :mod:`ictq.stats`). Nothing is counted in this process.
+with their heartbeats; see :mod:`ictq.worker.stats`). Nothing is counted in this process.
 
 Metrics (all prefixed ``ictq_``):
 
@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ictq import heartbeat, logs, ops, payload, stats
-from ictq.db import Storage
+from ictq import logs, ops, payload
+from ictq.db import Storage, stats
 from ictq.db.failed_jobs import FailedJobsRepository
+from ictq.db.workers import WorkerRecord, WorkersRepository
 from ictq.errors import IctqError
 
 HEAD_CHARS = 1000
@@ -56,7 +57,7 @@ class Snapshot:
     sizes: Sequence[ops.QueueSize]
     failed: Counter[tuple[str, str]]
     stats: Sequence[stats.StatsRow]
-    workers: Sequence[heartbeat.WorkerRecord]
+    workers: Sequence[WorkerRecord]
 
 
 class FailedNames:
@@ -81,8 +82,8 @@ class FailedNames:
 
 
 def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:
-    return Snapshot(now, ops.sizes(storage, now), names.count(storage), stats.all_stats(storage),
-                    heartbeat.workers(storage))
+    return Snapshot(now, ops.sizes(storage, now), names.count(storage), stats.StatsRepository(storage).all(),
+                    WorkersRepository(storage).all())
 
 
 def families(snapshot: Snapshot) -> Iterator[Metric]:

@@ -16,11 +16,12 @@ from typing import Any
 
 import click
 
-from ictq import control, heartbeat, logs, ops
+from ictq import control, logs, ops
 from ictq import health as checks
 from ictq.cli.options import comma_list, json_option
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
+from ictq.db.workers import WorkersRepository
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
 
 
@@ -76,7 +77,7 @@ def workers(state: State, show_all: bool, as_json: bool) -> None:
     """Workers on every host, from their heartbeats: alive or dead, current job, counts."""
     now = int(time.time())
     with state.storage() as storage:
-        records = [r for r in heartbeat.workers(storage) if show_all or r.alive(now)]
+        records = [r for r in WorkersRepository(storage).all() if show_all or r.alive(now)]
     emit(as_json, [r.as_dict(now) for r in records], lambda: table(
         ["name", "host", "pid", "queues", "state", "up", "last beat", "job", "processed", "failed"],
         [[r.name, r.host, r.pid, r.queues, "alive" if r.alive(now) else "dead", age(now - r.started_at),

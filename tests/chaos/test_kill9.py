@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ictq.claims import MAX_BATCH
+from ictq.worker.claims import MAX_BATCH
 from tests.chaos.support import Supervisor, duplicates, leaks, marks, report, unexplained_duplicates
 from tests.support.app import App, count_rows, failed_numbers, rows, wait_for
 
@@ -81,7 +81,7 @@ def test_kill_9_loses_nothing(chaos_app: App, job: str, jobs: int) -> None:
     wait_for(lambda: "ictq_workers_alive 0.0" in app.ictq("metrics", "--once").stdout, timeout=10,
              what="no live workers after the stop")
     assert leaks(app, [supervisor.output()]) == []
-    # A killed worker is seen dead at the next heartbeat (every 5 s) and every job it had claimed
+    # A killed worker is seen dead at the next heartbeat of another and every job it had claimed
     # goes back at once: the drain must not wait for retry_after.
     assert recovery < RETRY_AFTER / 3, (
         f"the last {100 - KILL_UNTIL * 100:.0f}% of the jobs took {recovery:.0f}s after the last kill: jobs claimed "

@@ -10,6 +10,7 @@ import pytest
 
 from ictq import payload
 from ictq.db import NewJob, Storage
+from ictq.db.stats import StatsRepository
 from ictq.errors import DatabaseError
 from tests.chaos.support import Supervisor, leaks, marks, report
 from tests.support import laravel
@@ -162,7 +163,9 @@ def test_a_job_name_that_is_not_encodable_fails_without_harming_the_worker(chaos
     supervisor.start()
     try:
         drain(supervisor, storage, timeout=60, allowed_exits=0)
-        time.sleep(6)  # a heartbeat (every 5 s) writes the job statistics, names included
+        # A heartbeat after the drain writes the job statistics, names included.
+        wait_for(lambda: sum(row.count for row in StatsRepository(storage).all()
+                             if (row.job, row.outcome) == ("test.mark", "done")) == 20, what="the statistics")
     finally:
         supervisor.stop()
     [(uuid, exception)] = rows(storage, "SELECT uuid, exception FROM failed_jobs")

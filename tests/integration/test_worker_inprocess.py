@@ -135,3 +135,21 @@ def test_the_jobs_option_imports_modules_from_the_app_dir(sqlite_app: App) -> No
     result = sqlite_app.ictq("work", "--jobs", "appjobs", "--stop-when-empty")
     assert result.returncode == 0, result.stderr
     assert sqlite_app.executions() == ["ops"]
+
+
+def test_the_worker_registers_the_built_in_mail_jobs_itself(sqlite_app: App) -> None:
+    """Not as a side effect of what the command line imports: a fresh process, no CLI."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from ictq import jobs\n"
+            "from ictq.config import load_settings\n"
+            "from ictq.worker import Worker, WorkerOptions\n"
+            "assert 'ictq.mail.notifications' not in sys.modules\n"
+            "Worker(load_settings(sys.argv[1], environ={}), WorkerOptions())\n"
+            "print(jobs.get('mail.password_reset').name, jobs.get('mail.account_activation').name)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(sqlite_app.env_file)], capture_output=True, text=True,
+                            env=sqlite_app.env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["mail.password_reset", "mail.account_activation"]

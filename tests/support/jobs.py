@@ -33,6 +33,17 @@ def slow(n: int, seconds: float) -> None:
     _append("record", str(n))
 
 
+@ictq.job("test.hang_once", tries=3, timeout=0)
+def hang_once(n: int) -> None:
+    """Its first attempt hangs (until its worker is killed); a later one finishes at once."""
+    context = ictq.current_job()
+    assert context is not None
+    _append("started", str(n))
+    if context.attempt == 1:
+        time.sleep(600)
+    _append("record", str(n))
+
+
 @ictq.job("test.flaky", tries=3, backoff=[2, 5])
 def flaky(n: int, failures: int) -> None:
     """Raises on its first ``failures`` attempts."""

@@ -9,9 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ictq import metrics, payload
-from ictq.heartbeat import WorkerRecord
+from ictq.db.stats import DURATION_BUCKETS, StatsRow
+from ictq.db.workers import WorkerRecord
 from ictq.ops import QueueSize
-from ictq.stats import DURATION_BUCKETS, StatsRow
 
 
 def buckets(**at: int) -> tuple[int, ...]:

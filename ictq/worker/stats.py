@@ -1,21 +1,19 @@
 """Per-worker job statistics, kept in memory and written with each heartbeat.
 
 For every (job name, outcome) the worker counts runs and their durations in fixed histogram
-buckets. The heartbeat stores the cumulative values in ``ictq_worker_stats`` (an idempotent
-upsert), so the metrics endpoint can sum them across processes and hosts without a write per
-job.
+buckets (:data:`ictq.db.stats.DURATION_BUCKETS`). Housekeeping stores the cumulative values
+(see :class:`ictq.db.stats.StatsRepository`), so the metrics endpoint can sum them across
+processes and hosts without a write per job.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 from dataclasses import dataclass, field
 
-from ictq.db import Storage
+from ictq.db.stats import DURATION_BUCKETS, StatsRow
 
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OUTCOMES = ("done", "released", "failed")
 
 
@@ -34,7 +32,7 @@ class Series:
 
 
 class JobStats:
-    """Thread-safe: the worker loop records, the lease thread flushes."""
+    """Thread-safe: the worker loop records, the housekeeping thread takes the changes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -48,28 +46,10 @@ class JobStats:
             self._series.setdefault((job, outcome), Series()).add(seconds)
             self._dirty.add((job, outcome))
 
-    def flush(self, storage: Storage, worker_id: str) -> None:
-        """Write the series that changed since the last flush."""
+    def changed(self, worker_id: str) -> list[StatsRow]:
+        """The series that changed since the last call, as rows to store."""
         with self._lock:
-            rows = [{"worker_id": worker_id, "job": job, "outcome": outcome, "count": s.count,
-                     "duration_sum": s.duration_sum, "buckets": json.dumps(s.buckets)}
+            rows = [StatsRow(worker_id, job, outcome, s.count, s.duration_sum, tuple(s.buckets))
                     for (job, outcome), s in self._series.items() if (job, outcome) in self._dirty]
             self._dirty.clear()
-        for row in rows:
-            storage.run("stats_put", row)
-
-
-@dataclass(frozen=True)
-class StatsRow:
-    worker_id: str
-    job: str
-    outcome: str
-    count: int
-    duration_sum: float
-    buckets: tuple[int, ...]
-
-
-def all_stats(storage: Storage) -> list[StatsRow]:
-    """Every worker's cumulative series (non-cumulative bucket counts, see DURATION_BUCKETS)."""
-    return [StatsRow(str(w), str(j), str(o), int(c), float(d), tuple(json.loads(b)))
-            for w, j, o, c, d, b in storage.fetch("stats_all")]
+        return rows

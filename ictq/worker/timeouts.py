@@ -2,7 +2,7 @@
 
 Python code, ``time.sleep`` and most blocking I/O are interrupted this way. A job that
 swallows the exception or blocks in C code that ignores signals is not; for those the
-worker's lease thread enforces a hard deadline (see :mod:`ictq.lease`). The handler is
+lease keeper enforces a hard deadline (see :mod:`ictq.worker.lease`). The handler is
 installed once per worker; each job only arms and disarms the interval timer.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
@@ -53,12 +51,3 @@ class TimeLimit:
         if self._armed_seconds:
             self._armed_seconds = 0
             signal.setitimer(signal.ITIMER_REAL, 0)
-
-    @contextmanager
-    def limit(self, seconds: int) -> Iterator[None]:
-        """:meth:`arm` for the duration of a block."""
-        self.arm(seconds)
-        try:
-            yield
-        finally:
-            self.disarm()

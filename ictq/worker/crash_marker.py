@@ -1,5 +1,6 @@
-"""Which claimed job a worker is running, kept where it outlives the worker: a tiny
-memory-mapped file on this machine.
+"""The crash marker: which claimed job a worker is running, kept where it outlives the
+worker (a tiny memory-mapped file on this machine), so the worker that reaps it after a crash
+knows which job killed it.
 
 A batch claim reserves several jobs, and each claim counts an attempt for all of them; the
 worker then runs them one by one. When a worker is killed (``kill -9``, the OOM killer), the
@@ -38,7 +39,7 @@ class Position(NamedTuple):
 
 
 def directory() -> Path | None:
-    """This user's directory for progress files (``/dev/shm`` when there is one), or None
+    """This user's directory for crash markers (``/dev/shm`` when there is one), or None
     when it cannot be made private (then there is no file and reaping stays conservative)."""
     base = Path("/dev/shm") if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     path = (base or Path(tempfile.gettempdir())) / f"ictq-{os.getuid()}"
@@ -61,7 +62,7 @@ def _check(job_id: int, attempts: int, state: int) -> int:
     return ((job_id * 1_000_003 + attempts * 7_919 + state) ^ _MAGIC) & _MASK
 
 
-class Progress:
+class CrashMarker:
     """The writing side, owned by one worker. Without a usable file (or without a worker id)
     every call is a no-op."""
 
@@ -118,7 +119,7 @@ def read(worker_id: str) -> Position | None:
 
 
 def forget(worker_id: str) -> None:
-    """Remove a reaped worker's file."""
+    """Remove a reaped worker's marker."""
     path = path_for(worker_id)
     if path is not None:
         with contextlib.suppress(OSError):

@@ -6,7 +6,8 @@ it doubles while claims come back full, up to :data:`MAX_BATCH`, but never beyon
 :data:`CLAIM_WINDOW` seconds of work at the pace the last batch ran (so slow jobs are claimed
 one or a few at a time, as in Laravel, and a job that arrives on a higher-priority queue waits
 at most that long), and it falls back to what the queue had. Claimed jobs wait in a local
-buffer, leased by the lease keeper, and run one by one.
+buffer and run one by one; the lease keeper owns the set of held jobs (it is told of every
+job claimed, and of every job let go: acknowledged, handed back or failed).
 Finished jobs are deleted in batches: with the next claim, when :data:`ACK_MAX_DELAY` has
 passed, and at exit. A stopping worker hands back the jobs it claimed and did not start, at
 once, with their attempt taken back. Every write is fenced by ``(id, attempts)``.
@@ -17,9 +18,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from ictq.db import Reserved, Storage
-from ictq.lease import LeaseKeeper
+from ictq.worker.lease import LeaseKeeper
 
 MAX_BATCH = 1024  # also bounds the held-jobs list stored with the claim (MySQL TEXT: 64 KB)
 CLAIM_WINDOW = 0.05
@@ -27,9 +29,11 @@ ACK_MAX_DELAY = 0.5
 
 
 class Claims:
-    def __init__(self, storage: Storage, lease: LeaseKeeper, queues: tuple[str, ...], retry_after: int,
-                 clock: Callable[[], float], max_batch: int = MAX_BATCH, holder: str | None = None) -> None:
+    def __init__(self, storage: Storage, lease: LeaseKeeper[Any], queues: tuple[str, ...], retry_after: int,
+                 clock: Callable[[], float], max_batch: int = MAX_BATCH, holder: str | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.holder = holder
+        self.monotonic = monotonic  # the pace of the jobs (batch sizes, ack delay) is measured on it
         self.storage = storage
         self.lease = lease
         self.queues = queues
@@ -73,7 +77,7 @@ class Claims:
     def _resize(self, asked: int, got: int) -> None:
         """The next batch: what the queue had when it had less than asked; else double, capped
         by MAX_BATCH and by CLAIM_WINDOW at the pace the previous batch ran."""
-        now = time.monotonic()
+        now = self.monotonic()
         if got < asked:
             self.batch = max(1, got)
         else:
@@ -100,9 +104,9 @@ class Claims:
     def done(self, job: Reserved) -> None:
         """``job`` finished: delete it with the next batch of acknowledgements."""
         if not self._acks:
-            self._oldest_ack = time.monotonic()
+            self._oldest_ack = self.monotonic()
         self._acks.append(job)
-        if len(self._acks) > 2 * self.max_batch or time.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
+        if len(self._acks) > 2 * self.max_batch or self.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
             self.flush()
 
     def flush(self) -> None:
@@ -128,21 +132,14 @@ class Claims:
         self.lease.let_go(returning)
         return self.storage.unclaim_many(returning)
 
-    def abandon(self, storage: Storage) -> None:
-        """For a worker about to die from another thread: settle through ``storage``."""
-        buffered, acks = list(self._buffer), list(self._acks)
-        storage.unclaim_many(buffered)
-        storage.delete_many(acks)
+    def waiting(self) -> list[Reserved]:
+        """Claimed jobs not started yet (a copy: read from the lease thread when a job is stuck)."""
+        return list(self._buffer)
 
-    def held(self) -> list[Reserved]:
-        """Claimed jobs that are not running: waiting in the buffer, or finished and unacknowledged.
-        (Read from the lease thread for the heartbeat: a copy, and a stale one is harmless.)"""
-        return list(self._buffer) + list(self._acks)
+    def finished(self) -> list[Reserved]:
+        """Finished jobs not deleted yet (a copy, as :meth:`waiting`)."""
+        return list(self._acks)
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
-
-    @property
-    def unacknowledged(self) -> int:
-        return len(self._acks)

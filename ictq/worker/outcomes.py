@@ -1,0 +1,148 @@
+"""What happened to a job that did not succeed, written to the database: released (to run
+again later), failed (moved to ``failed_jobs``), or stuck (it outlived its hard deadline),
+each with its log line and its statistics record.
+
+An :class:`Outcomes` writes through the storage it was built with: the worker loop has one on
+its connection, and the lease keeper's deadline another on the background thread's. A write
+that meets a database outage is kept and retried by the loop (:meth:`Outcomes.flush_pending`).
+(A success is acknowledged through the claims buffer, in batches; see the loop.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ictq import logs, payload, policy
+from ictq.config import Settings
+from ictq.db import Reserved, Storage
+from ictq.errors import DatabaseError, DatabaseUnavailable, JobFailure, JobTimeout, first_line
+from ictq.worker.log import WorkerLog
+from ictq.worker.running import Running
+from ictq.worker.stats import JobStats
+
+
+class Outcomes:
+    def __init__(self, storage: Storage, settings: Settings, stats: JobStats, log: WorkerLog,
+                 clock: Callable[[], float], on_unavailable: Callable[[DatabaseUnavailable], None]) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.stats = stats
+        self.log = log
+        self.clock = clock
+        self.on_unavailable = on_unavailable  # the loop's outage report (one log line per outage)
+        self.failed = 0
+        self._pending: list[tuple[str, Callable[[], Any]]] = []
+
+    def after_exception(self, running: Running, exc: BaseException) -> None:
+        """The job raised: retry it, or fail it when its policy says so."""
+        exceptions = running.envelope.exceptions + 1
+        reason = policy.fails_after_attempt(running.policy, running.job.attempts, exceptions, int(self.clock()))
+        if reason is not None:
+            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started)
+        else:
+            self.retry(running, None, describe(exc), exception=True, exceptions=exceptions)
+
+    def after_timeout(self, running: Running, exc: JobTimeout) -> None:
+        reason = "failOnTimeout is set" if running.policy.fail_on_timeout else policy.fails_after_attempt(
+            running.policy, running.job.attempts, running.envelope.exceptions, int(self.clock()))
+        if reason is not None:
+            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started)
+        else:
+            self.retry(running, None, str(exc), exception=False)
+
+    def retry(self, running: Running, delay: int | None, reason: str, exception: bool,
+              exceptions: int | None = None) -> None:
+        """Release the job to run again after ``delay`` seconds (None: its backoff)."""
+        storage = self.storage
+        seconds = policy.backoff_delay(running.policy, running.job.attempts) if delay is None else max(0, delay)
+        text = running.job.payload
+        if exceptions is not None and running.policy.max_exceptions:
+            text = running.envelope.with_exceptions(exceptions)
+        available_at = int(self.clock()) + seconds
+        self._write("release", lambda: storage.release(running.job, available_at, text))
+        self.stats.record(running.spec.name, "released", time.monotonic() - running.started)
+        level = logging.WARNING if exception else logging.INFO
+        self.log.job(level, "released", running, delay=seconds, reason=reason)
+
+    def release_now(self, running: Running) -> None:
+        """The worker was forced to stop during the job: it runs again at once."""
+        storage = self.storage
+        self._write("release", lambda: storage.release(running.job, int(self.clock()), running.job.payload))
+        self.log.job(logging.WARNING, "released", running, delay=0, reason="worker forced to stop")
+
+    def fail(self, job: Reserved, exc: BaseException, name: str, why: str | None = None,
+             started: float | None = None) -> None:
+        """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`)."""
+        storage, text = self.storage, job.payload
+        record = logs.redact(failure_text(exc, why), self.settings.secrets)
+        failed_at = datetime.fromtimestamp(self.clock(), timezone.utc)
+        connection = self.settings.queue_connection
+        self._write("fail", lambda: storage.fail(job, connection, record, text, failed_at))
+        self.failed += 1
+        self.stats.record(name, "failed", time.monotonic() - (started or time.monotonic()))
+        self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(text),
+                       queue=job.queue, attempt=job.attempts, reason=first_line(record))
+
+    def stuck(self, running: Running, forced: bool, waiting: list[Reserved], finished: list[Reserved]) -> None:
+        """The job outlived its hard deadline (the worker exits next): record its timeout (or,
+        on a forced stop, release it), hand back the claimed jobs that did not start and delete
+        the finished ones."""
+        if forced:
+            self.release_now(running)
+        else:
+            self.after_timeout(running, JobTimeout(f"the job ran longer than its timeout of {running.policy.timeout}s "
+                                                   "and could not be interrupted; the worker exits"))
+        try:
+            self.storage.unclaim_many(waiting)
+            self.storage.delete_many(finished)
+        except DatabaseError:
+            pass  # they come back after retry_after
+
+    def _write(self, action: str, operation: Callable[[], Any]) -> None:
+        """Run an outcome write; keep it for later if the database is down."""
+        try:
+            operation()
+        except DatabaseUnavailable as exc:
+            self._pending.append((action, operation))
+            self.on_unavailable(exc)
+        except DatabaseError as exc:
+            self.log.event(logging.ERROR, "write-failed", operation=action, error=str(exc))
+
+    def flush_pending(self, final: bool = False) -> None:
+        """Retry the writes kept during an outage (raises DatabaseUnavailable, unless ``final``:
+        then what is left is dropped, and those jobs come back after retry_after)."""
+        while self._pending:
+            action, operation = self._pending[0]
+            try:
+                operation()
+            except DatabaseUnavailable:
+                if final:
+                    self.log.event(logging.WARNING, "pending-writes-dropped", count=len(self._pending),
+                                   note="the jobs come back after retry_after")
+                    return
+                raise
+            except DatabaseError as exc:
+                self.log.event(logging.ERROR, "write-failed", operation=action, error=str(exc))
+            self._pending.pop(0)
+
+
+def describe(exc: BaseException) -> str:
+    """``ExceptionClass: message`` on one line."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def failure_text(exc: BaseException, why: str | None = None) -> str:
+    """What goes into ``failed_jobs.exception``: a first line, the reason, the traceback."""
+    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}: {' '.join(str(exc).split())}".rstrip(": ")]
+    if why:
+        lines.append(f"Failed because {why}.")
+    if exc.__traceback__ is not None and not isinstance(exc, JobFailure):
+        lines.append("")
+        lines.extend(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(line.rstrip("\n") for line in lines)

@@ -1,0 +1,30 @@
+"""A reading refreshed at most every N seconds: the one rule for values the worker loop looks
+at on every turn but that need not be read that often (the control flags, the maintenance file)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar, cast
+
+T = TypeVar("T")
+
+
+class Sampled(Generic[T]):
+    """``sampled()`` returns the last reading, taken again once ``every`` seconds have passed
+    (or when forced). A reading that raises is not kept: the next call reads again."""
+
+    def __init__(self, read: Callable[[], T], every: float) -> None:
+        self._read = read
+        self.every = every
+        self._at = float("-inf")
+        self._value: T | None = None
+        self.taken = False  # whether there was a reading yet
+
+    def __call__(self, force: bool = False) -> T:
+        now = time.monotonic()
+        if force or now - self._at >= self.every:
+            value = self._read()
+            self._value, self._at, self.taken = value, now, True
+            return value
+        return cast(T, self._value)
