@@ -171,7 +171,7 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         values=dict(values),
         prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0),
-        beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=3600),
+        beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=10),  # a third of DEAD_AFTER at most
         prune_every=reader.seconds("ICTQ_PRUNE_EVERY", 3600.0, minimum=0.05, maximum=7 * 24 * 3600),
     )
 
