@@ -22,19 +22,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	@bash examples/demo/run.sh
 
-test: $(STAMP)
+test: lint
 	@bash scripts/test-services $(TEST_PACKAGES)
-	$(BIN)/ruff check ictq tests fabfile
-	$(BIN)/mypy
-	$(BIN)/ansible-lint --profile production
 	$(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# ruff, mypy strict, the import contracts (pyproject.toml) and ansible-lint's production profile.
 lint: $(STAMP)
-	$(BIN)/ruff check ictq tests fabfile
+	$(BIN)/ruff check ictq tests fabfile bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/ansible-lint --profile production
 
 # The benchmark (bench/README.md): ictq and its peers side by side; BENCH_ARGS="--quick" for a smoke run.

@@ -19,6 +19,7 @@ from ictq.config import Settings
 from ictq.db import Storage, open_storage
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
 from ictq.errors import DatabaseError, DatabaseUnavailable
+from ictq.pace import Every
 
 KEEP_SECONDS = 30 * 24 * 3600
 PRUNE_EVERY = 3600.0
@@ -35,7 +36,7 @@ class SentLedger:
         self.rows = MailLedgerRepository(storage)
         self.clock = clock
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
-        self._pruned_at: float | None = None
+        self._prune = Every(PRUNE_EVERY, clock)
 
     def check(self) -> None:
         """Raise :class:`DatabaseError` when the ledger table is missing (``ictq migrate`` creates it)."""
@@ -72,12 +73,10 @@ class SentLedger:
         return self.rows.prune(before)
 
     def _prune_now_and_then(self) -> None:
-        now = self.clock()
-        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+        if not self._prune.due():
             return
-        self._pruned_at = now
         try:
-            self.prune(int(now) - KEEP_SECONDS)
+            self.prune(int(self.clock()) - KEEP_SECONDS)
         except DatabaseError as exc:
             logs.event(self.logger, logging.WARNING, "mail-ledger-prune-failed", error=str(exc))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ictq.db import Storage
 from ictq.db.control import ControlRepository, ControlState
-from ictq.worker.sampled import Sampled
+from ictq.pace import Sampled
 
 
 class ControlWatcher:

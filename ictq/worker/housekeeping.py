@@ -36,6 +36,7 @@ from ictq.db import Reserved, Storage
 from ictq.db.stats import StatsRepository
 from ictq.db.workers import BOOT_ID, WorkerRecord, WorkersRepository
 from ictq.errors import DatabaseError
+from ictq.pace import Every
 from ictq.worker import crash_marker
 from ictq.worker.log import WorkerLog
 from ictq.worker.stats import JobStats
@@ -91,7 +92,7 @@ class Housekeeping:
         self.clock = clock
         self.intervals = intervals
         self._beat_at = float("-inf")
-        self._pruned_at = float("-inf")
+        self._prune = Every(intervals.prune_every)
 
     def due(self) -> float:
         return self._beat_at + self.intervals.beat_every
@@ -161,9 +162,8 @@ class Housekeeping:
     def _prune_failed_if_due(self) -> None:
         """``ICTQ_PRUNE_FAILED_HOURS``: delete older failed jobs, at most once per ``prune_every`` seconds."""
         hours = self.settings.prune_failed_hours
-        if hours <= 0 or time.monotonic() - self._pruned_at < self.intervals.prune_every:
+        if hours <= 0 or not self._prune.due():
             return
-        self._pruned_at = time.monotonic()
         cutoff = datetime.fromtimestamp(self.clock(), timezone.utc) - timedelta(hours=hours)
         deleted = ops.prune_failed(self.storage, cutoff)
         if deleted:

@@ -41,6 +41,7 @@ from ictq.errors import (
     Release,
     UnknownJob,
 )
+from ictq.pace import Sampled
 from ictq.worker import crash_marker
 from ictq.worker.background import BackgroundThread
 from ictq.worker.builtin import register_builtin_jobs
@@ -52,7 +53,6 @@ from ictq.worker.lease import LeaseKeeper
 from ictq.worker.log import WorkerLog
 from ictq.worker.outcomes import Outcomes
 from ictq.worker.running import Running
-from ictq.worker.sampled import Sampled
 from ictq.worker.stats import JobStats
 from ictq.worker.timeouts import TimeLimit
 from ictq.worker.wakeup import Waker

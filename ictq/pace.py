@@ -1,5 +1,6 @@
-"""A reading refreshed at most every N seconds: the one rule for values the worker loop looks
-at on every turn but that need not be read that often (the control flags, the maintenance file)."""
+"""Doing something at most every N seconds: the one rule for readings the worker loop looks at
+on every turn but need not take that often (the control flags, the maintenance file), and for
+chores done now and then (pruning old failed jobs, pruning the mail ledger)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ from collections.abc import Callable
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
+
+
+class Every:
+    """``due()`` is True at the first call and then once ``every`` seconds have passed since
+    the last True (by ``clock``, monotonic unless given)."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self._at = float("-inf")
+
+    def due(self) -> bool:
+        now = self._clock()
+        if now - self._at < self.every:
+            return False
+        self._at = now
+        return True
 
 
 class Sampled(Generic[T]):
