@@ -1,4 +1,5 @@
-"""``ictq supervisor-config``: the Supervisor program for installing by hand.
+"""The Supervisor program of a worker, as the deploy role writes it (``ictq supervisor-config``,
+:mod:`ictq.cli.deploy`, prints it for installing by hand).
 
 It renders the Ansible role's own template (``roles/ictq_worker/templates/``,
 ``etc/supervisor/conf.d/laravel-worker.conf.j2``) with the same variable names and the role's own
