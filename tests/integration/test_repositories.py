@@ -1,17 +1,23 @@
-"""The table repositories of ``ictq/db`` (jobs, failed jobs, mail ledger), every method, on
-SQLite, PostgreSQL and MariaDB (fixture ``app``)."""
+"""The table repositories of ``ictq/db`` (jobs, failed jobs, mail ledger, workers, control,
+stats), every method, on SQLite, PostgreSQL and MariaDB (fixture ``app``); the last test checks
+that no public method of a repository is left out here."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from ictq.db import NewJob, Storage
+from ictq.db import NewJob, Reserved, Storage
+from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
 from ictq.db.failed_jobs import FailedCounts, FailedHead, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
+from ictq.db.stats import StatsRepository, StatsRow
+from ictq.db.workers import WorkerRecord, WorkersRepository
 from ictq.errors import DatabaseError
 from tests.support.app import App, count_rows, rows
 from tests.support.failed import Failure, add_failures
@@ -197,3 +203,84 @@ def test_mail_ledger_check_names_the_missing_table(app: App) -> None:
         storage.connection.cursor().execute("DROP TABLE ictq_mail_sent")
     with pytest.raises(DatabaseError, match="ictq_mail_sent is missing; run `ictq migrate`"):
         MailLedgerRepository(storage).check()
+
+
+def worker(worker_id: str, beat_at: int, **fields: object) -> WorkerRecord:
+    values: dict[str, object] = {"name": "w1", "host": "host-a", "pid": 4242, "queues": "emails,default",
+                                 "state": "alive", "started_at": NOW - 100, "job_id": None, "job_attempts": None,
+                                 "job_name": None, "processed": 0, "failed": 0}
+    values.update(fields)
+    return WorkerRecord(worker_id, beat_at=beat_at, **values)  # type: ignore[arg-type]
+
+
+def test_workers_beat_read_mark_leave_and_forget(app: App) -> None:
+    storage = app.storage()
+    repository = WorkersRepository(storage)
+    assert repository.all() == []
+    repository.beat(worker("a:1:boot", NOW), [])
+    repository.beat(worker("a:1:boot", NOW + 5, job_id=7, job_attempts=2, job_name="mail.welcome", processed=3,
+                           failed=1), [Reserved(8, "default", "", 1), Reserved(9, "default", "", 1)])
+    repository.beat(worker("b:2:boot", NOW - 3600, name="w2"), [])
+    found = {record.id: record for record in repository.all()}
+    assert set(found) == {"a:1:boot", "b:2:boot"}
+    first = found["a:1:boot"]
+    assert (first.beat_at, first.job_id, first.job_attempts, first.job_name, first.processed, first.failed) == (
+        NOW + 5, 7, 2, "mail.welcome", 3, 1)
+    assert (first.name, first.host, first.pid, first.queues, first.state, first.started_at) == (
+        "w1", "host-a", 4242, "emails,default", "alive", NOW - 100)
+    assert [(job.id, job.attempts) for job in first.held_jobs()] == [(8, 1), (9, 1), (7, 2)]
+    assert repository.mark("b:2:boot", "dead") is True
+    assert repository.mark("b:2:boot", "dead") is False  # only a live worker is marked: one reaper wins
+    assert {r.id: r.state for r in repository.all()} == {"a:1:boot": "alive", "b:2:boot": "dead"}
+    repository.forget_old(NOW - 60)
+    assert [r.id for r in repository.all()] == ["a:1:boot"]
+    repository.leave("a:1:boot")
+    assert repository.all() == []
+
+
+def test_control_flags_set_read_and_delete(app: App) -> None:
+    storage = app.storage()
+    repository = ControlRepository(storage)
+    assert repository.all() == {} and repository.state() == ControlState(None, frozenset())
+    repository.set(RESTART, "1800000000.5", NOW)
+    repository.set(PAUSE_PREFIX + "emails", "1", NOW)
+    repository.set(PAUSE_PREFIX + "emails", "1", NOW + 1)  # setting again replaces
+    repository.set(PAUSE_PREFIX + "default", "1", NOW + 2)
+    assert repository.all() == {RESTART: "1800000000.5", "pause:emails": "1", "pause:default": "1"}
+    assert repository.state() == ControlState("1800000000.5", frozenset({"emails", "default"}))
+    assert repository.delete(PAUSE_PREFIX + "emails") is True
+    assert repository.delete(PAUSE_PREFIX + "emails") is False
+    assert repository.state().paused == frozenset({"default"})
+
+
+def test_stats_put_replace_read_and_forget(app: App) -> None:
+    storage = app.storage()
+    workers, repository = WorkersRepository(storage), StatsRepository(storage)
+    workers.beat(worker("a:1:boot", NOW), [])
+    workers.beat(worker("b:2:boot", NOW - 3600), [])
+    buckets = tuple(range(14))
+    repository.put([StatsRow("a:1:boot", "mail.welcome", "processed", 3, 0.25, buckets),
+                    StatsRow("a:1:boot", "mail.welcome", "failed", 1, 2.0, (0,) * 14),
+                    StatsRow("b:2:boot", "App\\Jobs\\Sync", "processed", 5, 1.5, (1,) * 14)])
+    repository.put([StatsRow("a:1:boot", "mail.welcome", "processed", 4, 0.5, buckets)])  # replaces, not adds
+    found = sorted(repository.all(), key=lambda row: (row.worker_id, row.outcome))
+    assert found == [StatsRow("a:1:boot", "mail.welcome", "failed", 1, 2.0, (0,) * 14),
+                     StatsRow("a:1:boot", "mail.welcome", "processed", 4, 0.5, buckets),
+                     StatsRow("b:2:boot", "App\\Jobs\\Sync", "processed", 5, 1.5, (1,) * 14)]
+    repository.forget_old(NOW - 60)  # b is silent but not yet marked dead: kept
+    assert {row.worker_id for row in repository.all()} == {"a:1:boot", "b:2:boot"}
+    workers.mark("b:2:boot", "dead")
+    repository.forget_old(NOW - 60)
+    assert {row.worker_id for row in repository.all()} == {"a:1:boot"}
+
+
+REPOSITORIES = (JobsRepository, FailedJobsRepository, MailLedgerRepository, WorkersRepository, ControlRepository,
+                StatsRepository)
+
+
+@pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda cls: cls.__name__)
+def test_every_public_method_of_the_repository_is_exercised_here(repository: type) -> None:
+    text = Path(__file__).read_text(encoding="utf-8")
+    methods = [name for name, _ in inspect.getmembers(repository, inspect.isfunction) if not name.startswith("_")]
+    assert methods
+    assert [name for name in methods if f".{name}(" not in text] == []

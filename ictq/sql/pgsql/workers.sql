@@ -41,7 +41,7 @@ DELETE FROM "ictq_workers" WHERE state <> 'alive' AND beat_at < %(before)s;
 -- name: worker_leave
 DELETE FROM "ictq_workers" WHERE id = %(id)s;
 
--- Per-worker job statistics (cumulative), written with the heartbeat; see ictq/stats.py.
+-- Per-worker job statistics (cumulative), written with the heartbeat; see ictq/db/stats.py.
 -- name: schema
 CREATE TABLE IF NOT EXISTS "ictq_worker_stats" (
     "worker_id" varchar(191) NOT NULL,
