@@ -7,7 +7,8 @@ Queue one::
     ictq.mail.notify("password_reset", "user@example.com", {"token": token})
 
 and let a worker send it: every worker registers the built-in notifications
-(:mod:`ictq.worker.builtin`); an application's own are registered by its job modules (``ICTQ_JOBS``). Importing this package registers ``password_reset`` and
+(:mod:`ictq.worker.builtin`); an application's own are registered by its job modules
+(``ICTQ_JOBS``). Importing this package registers ``password_reset`` and
 ``account_activation``; :func:`register` adds an application's own. See docs/mail.md.
 """
 
