@@ -11,6 +11,7 @@ import time
 
 import click
 
+from ictq.cli.options import SECONDS
 from ictq.cli.state import State, pass_state
 from ictq.client import Client, Dispatched
 from ictq.errors import MailCheckFailed, MailCheckTimeout
@@ -34,7 +35,7 @@ def _address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command("test-email")
 @click.option("--email", required=True, callback=_address, help="Where to send the two test notifications.")
-@click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+@click.option("--wait", type=SECONDS, default=None, metavar="SECONDS",
               help="Wait up to SECONDS for a worker to send them (or fail), and say which.")
 @click.option("--locale", default=None, help="The messages' language (default: APP_LOCALE, else ru).")
 @pass_state

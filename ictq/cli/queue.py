@@ -14,7 +14,7 @@ import time
 import click
 
 from ictq import control, ops
-from ictq.cli.options import comma_list, json_option, queue_option
+from ictq.cli.options import JOB_NAME, LIMIT, QUEUE, QUEUES, WHOLE_SECONDS, comma_list, json_option, queue_option
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
@@ -34,10 +34,10 @@ def migrate(state: State) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", type=JOB_NAME)
 @click.option("--data", "data_json", default="{}", show_default=True, help="The job's arguments as a JSON object.")
-@click.option("--queue", default=None, help="Queue name (default: the job's queue or DB_QUEUE).")
-@click.option("--delay", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds before it runs.")
+@click.option("--queue", type=QUEUE, default=None, help="Queue name (default: the job's queue or DB_QUEUE).")
+@click.option("--delay", type=WHOLE_SECONDS, default=0, show_default=True, help="Seconds before it runs.")
 @pass_state
 def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: int) -> None:
     """Queue the job NAME with --data as its keyword arguments."""
@@ -45,6 +45,8 @@ def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: 
         data = json.loads(data_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--data") from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply", param_hint="--data") from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--data")
     import_job_modules(state.settings, None)
@@ -72,7 +74,7 @@ def size(state: State, queue: str | None, as_json: bool) -> None:
 @queue_option
 @click.option("--state", "job_state", type=click.Choice(["any", *ops.STATES]), default="any", show_default=True,
               help="Only jobs in this state.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @json_option
 @pass_state
 def list_(state: State, queue: str | None, job_state: str, limit: int, as_json: bool) -> None:
@@ -86,7 +88,7 @@ def list_(state: State, queue: str | None, job_state: str, limit: int, as_json: 
 
 
 @click.command()
-@click.option("--queue", help="Queues to clear, comma-separated (default: DB_QUEUE).")
+@click.option("--queue", type=QUEUES, help="Queues to clear, comma-separated (default: DB_QUEUE).")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--include-reserved", is_flag=True, help="Also delete jobs that workers are running now.")
 @pass_state
@@ -116,7 +118,7 @@ def restart(state: State) -> None:
 
 
 @click.command()
-@click.argument("queue")
+@click.argument("queue", type=QUEUE)
 @pass_state
 def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
@@ -126,7 +128,7 @@ def pause(state: State, queue: str) -> None:
 
 
 @click.command()
-@click.argument("queue")
+@click.argument("queue", type=QUEUE)
 @pass_state
 def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
