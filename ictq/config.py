@@ -144,8 +144,8 @@ def seconds_list(text: str) -> tuple[int, ...]:
     ValueError, as :func:`whole_number`."""
     try:
         return tuple(whole_number(part, 0, MAX_SECONDS) for part in text.split(","))
-    except ValueError as exc:
-        raise ValueError(f"is not seconds or a comma list of seconds: each item {exc}") from None
+    except ValueError:
+        raise ValueError(f"is not whole seconds (0 to {MAX_SECONDS}, ASCII digits) or a comma list of them") from None
 
 
 def find_env_file(explicit: str | os.PathLike[str] | None = None) -> Path:

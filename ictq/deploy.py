@@ -131,7 +131,8 @@ class WorkerProgram:
             if not _NAME.fullmatch(value):
                 raise ConfigError(f"--{option} {shown(value)}: use letters, digits, '.', '_' and '-' only "
                                   "(not starting with '-')")
-        texts = {"queue": self.queue, "app-dir": self.app_dir, "venv": self.venv, "log-dir": self.supervisor_log_dir}
+        texts = {"queue": self.queue, "backoff": self.backoff, "app-dir": self.app_dir, "venv": self.venv,
+                 "log-dir": self.supervisor_log_dir}
         for option, value in texts.items():
             if problem := unsafe_in_supervisor(value):
                 raise ConfigError(f"--{option} {shown(value)}: {problem}")

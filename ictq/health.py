@@ -54,10 +54,11 @@ def parse_threshold(text: str, minimum: bool = False) -> Threshold:
     parts = text.split(",")
     try:
         if len(parts) > 2:
-            raise ValueError("has more than two values")
+            raise ValueError(text)
         numbers = [whole_number(part, 0, MAX_COUNT) for part in parts]
-    except ValueError as exc:
-        raise ValueError(f"{shown(text)} is not a number N or a pair WARN,CRIT of whole numbers: {exc}") from None
+    except ValueError:
+        raise ValueError(f"{shown(text)} is not a number N or a pair WARN,CRIT of whole numbers "
+                         f"(0 to {MAX_COUNT}, ASCII digits)") from None
     warn, crit = numbers[0], numbers[-1]
     if minimum and warn < crit:
         raise ValueError(f"{shown(text)}: for a minimum the warning level must not be below the critical one")

@@ -35,8 +35,7 @@ PROCS = WholeNumber(0, MAX_PROCS)
 
 def _backoff_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """--backoff as it goes into the program's command line, checked here (seconds_list's rule)."""
-    BACKOFF.convert(value, param, ctx)
-    return value.strip()
+    return ",".join(str(delay) for delay in BACKOFF.convert(value, param, ctx))
 
 
 @click.command("supervisor-config")

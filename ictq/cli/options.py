@@ -87,7 +87,7 @@ def name_problem(text: str) -> str | None:
     """What is wrong with ``text`` as a queue or job name, or None: empty or blank, too long, or
     holding a control character or a line break."""
     if not text.strip():
-        return "is empty"
+        return "is empty or blank"
     if len(text) > MAX_NAME:
         return f"is longer than {MAX_NAME} characters"
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
