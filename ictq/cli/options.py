@@ -26,11 +26,14 @@ from ictq.config import (
     shown,
     whole_number,
 )
+from ictq.db.control import PAUSE_PREFIX
+
+MAX_CONTROL_NAME = 191  # ictq_control.name: varchar(191)
 
 __all__ = [
-    "BACKOFF", "COUNT", "FAILED_REF", "HOURS", "JOB_NAME", "LIMIT", "MEGABYTES", "NAME", "QUEUE", "QUEUES",
-    "SECONDS", "TRIES", "WHOLE_SECONDS", "Decimal", "Name", "NameList", "WholeNumber", "comma_list", "json_option",
-    "queue_option",
+    "BACKOFF", "COUNT", "FAILED_REF", "HOURS", "JOB_NAME", "LIMIT", "MEGABYTES", "NAME", "PAUSED_QUEUE", "QUEUE",
+    "QUEUES", "SECONDS", "TRIES", "WHOLE_SECONDS", "Decimal", "Name", "NameList", "WholeNumber", "comma_list",
+    "json_option", "queue_option",
 ]
 
 MAX_NAME = 255  # the queue column of Laravel's jobs table: varchar(255)
@@ -83,26 +86,29 @@ class Backoff(click.ParamType[tuple[int, ...]]):
             self.fail(f"{shown(text)} {exc}", param, ctx)
 
 
-def name_problem(text: str) -> str | None:
+def name_problem(text: str, maximum: int = MAX_NAME) -> str | None:
     """What is wrong with ``text`` as a queue or job name, or None: empty or blank, too long, or
     holding a control character or a line break."""
     if not text.strip():
         return "is empty or blank"
-    if len(text) > MAX_NAME:
-        return f"is longer than {MAX_NAME} characters"
+    if len(text) > maximum:
+        return f"is longer than {maximum} characters"
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
         return "holds a control character or a line break"
     return None
 
 
 class Name(click.ParamType[str]):
-    """A queue or job name: not empty or blank, at most 255 characters, no control characters."""
+    """A queue or job name: not empty or blank, at most ``maximum`` characters, no control characters."""
 
     name = "name"
 
+    def __init__(self, maximum: int = MAX_NAME) -> None:
+        self.maximum = maximum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        problem = name_problem(text)
+        problem = name_problem(text, self.maximum)
         if problem:
             self.fail(f"{shown(text)} {problem}", param, ctx)
         return text
@@ -152,6 +158,8 @@ BACKOFF = Backoff()
 NAME = Name()
 JOB_NAME = Name()
 QUEUE = Name()
+#: a queue to pause: its flag's name (``pause:QUEUE``) must fit ictq_control's name column
+PAUSED_QUEUE = Name(MAX_CONTROL_NAME - len(PAUSE_PREFIX))
 QUEUES = NameList()
 FAILED_REF = FailedRef()
 

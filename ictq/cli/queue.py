@@ -14,7 +14,17 @@ import time
 import click
 
 from ictq import control, ops
-from ictq.cli.options import JOB_NAME, LIMIT, QUEUE, QUEUES, WHOLE_SECONDS, comma_list, json_option, queue_option
+from ictq.cli.options import (
+    JOB_NAME,
+    LIMIT,
+    PAUSED_QUEUE,
+    QUEUE,
+    QUEUES,
+    WHOLE_SECONDS,
+    comma_list,
+    json_option,
+    queue_option,
+)
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
@@ -33,6 +43,21 @@ def migrate(state: State) -> None:
                f"({client.storage.describe()})")
 
 
+MAX_DATA_DEPTH = 64  # --data: arrays and objects inside each other, at most
+
+
+def _depth(value: object) -> int:
+    """How deeply arrays and objects nest in parsed JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 @click.command()
 @click.argument("name", type=JOB_NAME)
 @click.option("--data", "data_json", default="{}", show_default=True, help="The job's arguments as a JSON object.")
@@ -46,9 +71,11 @@ def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: 
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--data") from None
     except RecursionError:
-        raise click.BadParameter("nested too deeply", param_hint="--data") from None
+        raise click.BadParameter(f"nested deeper than {MAX_DATA_DEPTH} levels", param_hint="--data") from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--data")
+    if _depth(data) > MAX_DATA_DEPTH:
+        raise click.BadParameter(f"nested deeper than {MAX_DATA_DEPTH} levels", param_hint="--data")
     import_job_modules(state.settings, None)
     with state.client() as client:
         result = client.dispatch(name, data, queue=queue, delay=delay)
@@ -118,7 +145,7 @@ def restart(state: State) -> None:
 
 
 @click.command()
-@click.argument("queue", type=QUEUE)
+@click.argument("queue", type=PAUSED_QUEUE)
 @pass_state
 def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
@@ -128,7 +155,7 @@ def pause(state: State, queue: str) -> None:
 
 
 @click.command()
-@click.argument("queue", type=QUEUE)
+@click.argument("queue", type=PAUSED_QUEUE)
 @pass_state
 def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""

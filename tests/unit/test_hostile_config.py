@@ -131,7 +131,7 @@ def test_every_numeric_option_is_refused_in_one_line_or_accepted_within_its_rang
         broken_env: Path, command: list[str], option: str, accepts: Callable[[str], bool], text: str) -> None:
     code, out, err = run(["--env-file", str(broken_env), *command, f"{option}={text}"])
     line = assert_one_line(err)
-    assert code == 2 and out == ""
+    assert code == 2 and out == "" and len(line) < 400, line
     if accepts(text):
         assert SENTINEL in line, line
     else:
@@ -259,6 +259,7 @@ def test_retry_ranges_are_checked(broken_env: Path, bounds: str) -> None:
     '{"a":' * 30_000 + "1" + "}" * 30_000,
     "{",
     "[1, 2]",
+    '{"a":' * 65 + "1" + "}" * 65,
 ])
 def test_dispatch_data_that_is_not_a_json_object_is_one_line(broken_env: Path, data: str) -> None:
     code, _, err = run(["--env-file", str(broken_env), "dispatch", "some.job", "--data", data])
