@@ -152,7 +152,11 @@ def find_env_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The ``.env`` to read: ``explicit``, else ``$ICTQ_ENV_FILE``, else ``./.env``."""
     candidate = explicit or os.environ.get("ICTQ_ENV_FILE") or ".env"
     path = Path(candidate).expanduser()
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long, a loop of links
+        raise ConfigError(f"cannot read the .env file {shown(str(candidate))}: {exc.strerror}") from None
+    if not found:
         raise ConfigError(
             f"no .env file at {path.resolve()} (run in the app directory, or pass --env-file / set ICTQ_ENV_FILE)"
         )

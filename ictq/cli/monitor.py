@@ -21,6 +21,7 @@ from ictq import health as checks
 from ictq.cli.options import COUNT, QUEUES, comma_list, json_option
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
+from ictq.config import shown, whole_number
 from ictq.db.workers import WorkersRepository
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
 
@@ -190,14 +191,16 @@ def metrics(state: State, listen: str, once: bool) -> None:
 
     from ictq import metrics as exporter
 
-    settings = state.settings
     try:
+        whole_number(listen.rpartition(":")[2], 1, 65535)  # ASCII digits: int() also reads "٣"
         host, port = exporter.parse_listen(listen)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    except ValueError:
+        raise click.BadParameter(f"{shown(listen)} is not HOST:PORT (e.g. 127.0.0.1:9108; a port 1 to 65535 "
+                                 "in ASCII digits)", param_hint="--listen") from None
     if once:
         _print_once(state)
         return
+    settings = state.settings
     logger = logs.setup(None, settings.log_level, settings.secrets)
     collector = exporter.QueueCollector(state.open_storage, logger)
     registry = exporter.registry_for(collector)

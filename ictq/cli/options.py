@@ -86,11 +86,15 @@ class Backoff(click.ParamType[tuple[int, ...]]):
             self.fail(f"{shown(text)} {exc}", param, ctx)
 
 
-def name_problem(text: str, maximum: int = MAX_NAME) -> str | None:
-    """What is wrong with ``text`` as a queue or job name, or None: empty or blank, too long, or
-    holding a control character or a line break."""
+def name_problem(text: str, maximum: int = MAX_NAME, forbidden: str = "") -> str | None:
+    """What is wrong with ``text`` as a queue or job name, or None: empty or blank, blanks around
+    it, too long, holding a control character or a line break, or one of ``forbidden``."""
     if not text.strip():
         return "is empty or blank"
+    if text != text.strip():
+        return "begins or ends with a blank"
+    if any(c in forbidden for c in text):
+        return f"holds one of {' '.join(forbidden)} (lists of queues are comma-separated)"
     if len(text) > maximum:
         return f"is longer than {maximum} characters"
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text):
@@ -99,16 +103,16 @@ def name_problem(text: str, maximum: int = MAX_NAME) -> str | None:
 
 
 class Name(click.ParamType[str]):
-    """A queue or job name: not empty or blank, at most ``maximum`` characters, no control characters."""
+    """A queue or job name: see :func:`name_problem`."""
 
     name = "name"
 
-    def __init__(self, maximum: int = MAX_NAME) -> None:
-        self.maximum = maximum
+    def __init__(self, maximum: int = MAX_NAME, forbidden: str = "") -> None:
+        self.maximum, self.forbidden = maximum, forbidden
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        problem = name_problem(text, self.maximum)
+        problem = name_problem(text, self.maximum, self.forbidden)
         if problem:
             self.fail(f"{shown(text)} {problem}", param, ctx)
         return text
@@ -123,7 +127,7 @@ class NameList(click.ParamType[str]):
         text = str(value)
         parts = [part.strip() for part in text.split(",")]
         for part in parts:
-            problem = name_problem(part)
+            problem = name_problem(part)  # blanks around each were trimmed
             if problem:
                 self.fail(f"{shown(text)}: the name {shown(part)} {problem}", param, ctx)
         return ",".join(parts)
@@ -157,9 +161,9 @@ SECONDS = Decimal(0, MAX_SECONDS)
 BACKOFF = Backoff()
 NAME = Name()
 JOB_NAME = Name()
-QUEUE = Name()
+QUEUE = Name(forbidden=",")  # one queue: a comma would make a name no `--queue` list can reach
 #: a queue to pause: its flag's name (``pause:QUEUE``) must fit ictq_control's name column
-PAUSED_QUEUE = Name(MAX_CONTROL_NAME - len(PAUSE_PREFIX))
+PAUSED_QUEUE = Name(MAX_CONTROL_NAME - len(PAUSE_PREFIX), forbidden=",")
 QUEUES = NameList()
 FAILED_REF = FailedRef()
 

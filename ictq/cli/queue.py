@@ -28,6 +28,7 @@ from ictq.cli.options import (
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
+from ictq.errors import ConfigError
 
 
 @click.command()
@@ -36,7 +37,12 @@ def migrate(state: State) -> None:
     """Create the jobs and failed_jobs tables (or adopt the ones a Laravel app made)."""
     settings = state.settings
     if settings.db.dialect == "sqlite" and settings.db.database != ":memory:":
-        os.makedirs(os.path.dirname(settings.db.database), exist_ok=True)
+        directory = os.path.dirname(settings.db.database)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"DB_DATABASE: cannot create the directory {directory}: "
+                              f"{exc.strerror or type(exc).__name__}") from None
     with state.client() as client:
         client.migrate()
     click.echo(f"migrated: tables {settings.queue_table} and {settings.failed_table} are ready "

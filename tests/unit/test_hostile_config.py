@@ -424,6 +424,27 @@ def test_every_supervisor_text_option_is_checked(option: str) -> None:
     assert code == 2 and out == "" and option in assert_one_line(err)
 
 
+@pytest.mark.parametrize("listen", ["127.0.0.1:٣", ":²", "99999999999999999999", "[::1]:0", "host:", "x" * 500])
+def test_metrics_listen_address_is_checked_first(broken_env: Path, listen: str) -> None:
+    code, _, err = run(["--env-file", str(broken_env), "metrics", "--listen", listen])
+    line = assert_one_line(err)
+    assert code == 2 and "--listen" in line and len(line) < 300, line
+
+
+def test_an_env_file_name_the_system_refuses_is_one_line() -> None:
+    code, _, err = run(["--env-file", "x" * 5000, "size"])
+    line = assert_one_line(err)
+    assert code == 2 and "cannot read the .env file" in line and len(line) < 300, line
+
+
+def test_migrate_into_a_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    env = tmp_path / ".env"
+    env.write_text(f"DB_CONNECTION=sqlite\nDB_DATABASE={tmp_path}/a-file/sub/db.sqlite\n")
+    code, _, err = run(["--env-file", str(env), "migrate"])
+    assert code == 2 and "DB_DATABASE" in assert_one_line(err)
+
+
 def test_output_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     code, _, err = run([*SUPERVISOR, "-o", str(tmp_path / "missing" / "w.conf")])
     line = assert_one_line(err)
