@@ -25,7 +25,7 @@ def _retry_after(state: State) -> int:
     try:
         return state.settings.retry_after
     except ConfigError:
-        if state.env_file:
+        if state.env_file or Path(".env").exists():  # a .env that is there but wrong is never skipped
             raise
         return WorkerProgram.retry_after
 
