@@ -449,3 +449,15 @@ def test_output_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
     code, _, err = run([*SUPERVISOR, "-o", str(tmp_path / "missing" / "w.conf")])
     line = assert_one_line(err)
     assert code == 2 and "'-o' / '--output'" in line and "No such file" in line
+
+
+def test_supervisor_config_never_skips_a_dot_env_that_is_there_but_broken(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ICTQ_ENV_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DB_QUEUE_RETRY_AFTER 30\n")
+    code, out, err = run(SUPERVISOR)
+    assert code == 2 and out == "" and "line 1" in assert_one_line(err)
+    (tmp_path / ".env").unlink()
+    code, out, _ = run(SUPERVISOR)
+    assert code == 0 and "[program:laravel-worker]" in out
