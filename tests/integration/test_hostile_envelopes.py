@@ -41,7 +41,7 @@ def raise_once(n: int, message: str = "", delay: Any = None) -> None:
     RAN.append(n)
 
 
-@ictq.job("hostile.release_once")
+@ictq.job("hostile.release_once", tries=0)
 def release_once(n: int, message: str = "", delay: Any = None) -> None:
     """Releases itself with ``delay`` on its first attempt."""
     if ictq.current_job().attempt == 1:
@@ -90,7 +90,8 @@ def run_worker(app: App, **options: Any) -> Captured:
 
 def execute(storage: Storage, sql: str, params: Any = None) -> None:
     with storage._translated():
-        storage.connection.cursor().execute(sql, params)
+        cursor = storage.connection.cursor()
+        cursor.execute(sql) if params is None else cursor.execute(sql, params)
 
 
 def empty_tables(storage: Storage) -> None:
@@ -105,7 +106,11 @@ def push_raw(storage: Storage, text: str, queue: str = "default") -> int:
 
 
 def push_good(app: App) -> None:
-    app.client().dispatch("hostile.ok", {"n": GOOD})
+    client = app.client()
+    try:
+        client.dispatch("hostile.ok", {"n": GOOD})
+    finally:
+        client.close()
 
 
 def failure_records(storage: Storage) -> list[tuple[str, str, str]]:
@@ -322,3 +327,19 @@ def test_a_long_job_name_is_kept_in_the_statistics(app: App) -> None:
     StatsRepository(storage).put([StatsRow("w1", name, "done", 1, 0.5, (0,) * 14) for name in long_names])
     stored = {row.job for row in StatsRepository(storage).all()}
     assert len(stored) == 3 and all(len(name) <= 191 and "\x00" not in name for name in stored)
+
+
+def test_available_at_beyond_the_column_is_clamped_on_every_write(app: App) -> None:
+    storage = app.storage()
+    far, now = 10**12, int(time.time())
+    storage.push(NewJob("default", '{"job":"hostile.ok","data":{"n":1}}', far, now))
+    storage.push_many([NewJob("default", '{"job":"hostile.ok","data":{"n":2}}', far, now),
+                       NewJob("default", '{"job":"hostile.ok","data":{"n":3}}', -far, now)])
+    assert sorted(at for (at,) in rows(storage, "SELECT available_at FROM jobs")) == [0, AVAILABLE_AT_MAX,
+                                                                                     AVAILABLE_AT_MAX]
+    execute(storage, "DELETE FROM jobs")
+    push_raw(storage, '{"job":"hostile.release_once","data":{"n":4,"delay":5}}')
+    (job,) = storage.claim("default", now, 90, 1)
+    assert storage.release(job, far, job.payload)
+    assert rows(storage, "SELECT available_at FROM jobs") == [(AVAILABLE_AT_MAX,)]
+    storage.close()
