@@ -8,6 +8,7 @@ they can be listed and failed with a clear reason, but a PHP job is never execut
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -230,13 +231,13 @@ def parse(text: str | bytes) -> Envelope:
         display_name=job if display_name is None else _string(fields, "displayName", required=False) or job,
         job=job,
         data=get("data"),
-        max_tries=None if get("maxTries") is None else _optional_int(fields, "maxTries"),
-        max_exceptions=None if get("maxExceptions") is None else _optional_int(fields, "maxExceptions"),
+        max_tries=None if get("maxTries") is None else _count(fields, "maxTries"),
+        max_exceptions=None if get("maxExceptions") is None else _count(fields, "maxExceptions"),
         fail_on_timeout=bool(get("failOnTimeout") or False),
         backoff=None if backoff is None else _backoff(backoff),
-        timeout=None if get("timeout") is None else _optional_int(fields, "timeout"),
-        retry_until=None if get("retryUntil") is None else _optional_int(fields, "retryUntil"),
-        exceptions=0 if get("exceptions") is None else _optional_int(fields, "exceptions") or 0,
+        timeout=None if get("timeout") is None else min(MAX_TIMEOUT, _count(fields, "timeout")),
+        retry_until=None if get("retryUntil") is None else _whole(get("retryUntil"), "retryUntil"),
+        exceptions=0 if get("exceptions") is None else _count(fields, "exceptions"),
         fields=fields,
     )
 
@@ -306,27 +307,59 @@ def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:
     return value
 
 
-def _optional_int(fields: Mapping[str, Any], key: str) -> int | None:
-    value = fields.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidPayload(f"payload field {key!r} must be a number, got {_kind(value)}")
-    try:
+MAX_DELAY = 30 * 24 * 3600
+"""The longest wait (seconds) a payload's ``backoff`` entry gives: longer ones are clamped to it,
+negative ones to 0."""
+MAX_TIMEOUT = 30 * 24 * 3600
+"""The longest ``timeout`` (seconds) a payload gives a job: a longer one is clamped to it."""
+
+
+def _count(fields: Mapping[str, Any], key: str) -> int:
+    """A non-negative whole number (``maxTries``, ``maxExceptions``, ``timeout``, ``exceptions``)."""
+    value = _whole(fields.get(key), key)
+    if value < 0:
+        raise InvalidPayload(f"payload field {key!r} must not be negative, got {value}")
+    return value
+
+
+def _whole(value: Any, key: str) -> int:
+    """A JSON number that is a whole number (``3`` or ``3.0``); anything else fails the job."""
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer():  # not NaN nor infinite
         return int(value)
-    except (ValueError, OverflowError):
-        raise InvalidPayload(f"payload field {key!r} must be a number, got {value!r:.40}") from None
+    if isinstance(value, float):
+        raise InvalidPayload(f"payload field {key!r} must be a whole number, got {value!r}")
+    raise InvalidPayload(f"payload field {key!r} must be a whole number, got {_kind(value)}")
 
 
 def _backoff(value: Any) -> tuple[int, ...] | None:
-    """Laravel stores backoff as ``"1,5,10"``; accept a number or a list too."""
-    if value is None or value == "":
+    """Laravel stores backoff as ``"1,5,10"``; accept a number or a list too. Each entry is a
+    whole number of seconds, clamped into ``[0, MAX_DELAY]``."""
+    if isinstance(value, str):
+        return _backoff_text(value)
+    if value == []:
         return None
-    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
-    try:
-        return tuple(max(0, int(item)) for item in items)
-    except (TypeError, ValueError):
-        raise InvalidPayload(f"payload field 'backoff' is not a list of seconds: {value!r:.40}") from None
+    return tuple(_delay(_whole(item, "backoff")) for item in (value if isinstance(value, list) else [value]))
+
+
+@functools.lru_cache(maxsize=256)
+def _backoff_text(value: str) -> tuple[int, ...] | None:
+    """``"1,5,10"`` (remembered: the jobs of one dispatch share it)."""
+    if not value:
+        return None
+    items = []
+    for part in value.split(","):
+        text = part.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()):
+            raise InvalidPayload(f"payload field 'backoff' is not a list of seconds: {value!r:.40}")
+        items.append(_delay(int(text) if len(digits) <= 18 else -1 if text[0] == "-" else MAX_DELAY))
+    return tuple(items)
+
+
+def _delay(seconds: int) -> int:
+    return MAX_DELAY if seconds > MAX_DELAY else 0 if seconds < 0 else seconds
 
 
 def _kind(value: Any) -> str:

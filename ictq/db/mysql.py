@@ -24,6 +24,7 @@ _CONNECTION_ERRORS = {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1205, 1213
 class MysqlStorage(Storage):
     dialect = "mysql"
     begin_sql = "START TRANSACTION"
+    attempts_limit = 255  # Laravel's migration: tinyint unsigned (ictq's own: smallint unsigned)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,8 +78,11 @@ class MysqlStorage(Storage):
         cursor.execute(lock, params)
         rows = cursor.fetchall()
         if rows:
-            cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows]})
-        return [Reserved(id, queue, payload, attempts + 1) for id, queue, payload, attempts in rows]
+            cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows],
+                                     "max_attempts": self.attempts_limit})
+        limit = self.attempts_limit
+        return [Reserved(id, queue, payload, attempts + 1 if attempts < limit else attempts)
+                for id, queue, payload, attempts in rows]
 
 
 def supports_skip_locked(version: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ictq.db.base import NewJob, Reserved, Storage, WakeSignal
+from ictq.db.base import AVAILABLE_AT_MAX, NewJob, Reserved, Storage, WakeSignal, available_at
 from ictq.sql import load_queries
 
 COPY_BATCH = 256  # rows per COPY write: ~115 KB of ~450-byte rows, under psycopg's 128 KB largest send
@@ -19,6 +19,7 @@ _T = TypeVar("_T")
 class PgsqlStorage(Storage):
     dialect = "pgsql"
     claim_is_one_statement = True
+    attempts_limit = 32767  # smallint
     listening = False
 
     def _connect(self) -> Any:
@@ -97,6 +98,8 @@ def copy_text(jobs: Sequence[NewJob]) -> str:
     backslash only where its strings have an escape), and only then is each field escaped. A NUL
     is refused as psycopg's ``write_row`` refuses it.
     """
+    if not all(0 <= at <= AVAILABLE_AT_MAX for _, _, at, _ in jobs):
+        jobs = [job._replace(available_at=available_at(job.available_at)) for job in jobs]
     fields = "".join([f"{queue}{payload}" for queue, payload, _, _ in jobs])
     if "\x00" in fields:
         raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")

@@ -78,4 +78,13 @@ class SqliteStorage(Storage):
         return json.dumps(list(queues))
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
-        return [Reserved(*row) for row in self._execute("claim", params).fetchall()]
+        # A payload another program stored as a BLOB arrives as bytes: decoded here as text is
+        # (bad bytes kept as surrogates, which the payload check reports).
+        return [Reserved(id, queue, payload if type(payload) is str else _text(payload), attempts)
+                for id, queue, payload, attempts in self._execute("claim", params).fetchall()]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)

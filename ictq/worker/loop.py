@@ -275,6 +275,11 @@ class Worker:
     def _process_one(self, job: Reserved) -> bool:
         """Run one claimed job and record its outcome; True when it succeeded (ack pending)."""
         outcomes = self.outcomes
+        if job.attempts >= self.storage.attempts_limit:  # the claim could count no further attempt
+            outcomes.fail(job, MaxAttemptsExceeded(
+                f"the job reached the limit of the jobs table's attempts column ({self.storage.attempts_limit})"),
+                payload.name_of(job.payload))
+            return False
         try:
             running = self._prepare(job)
         except JobFailure as exc:
