@@ -16,6 +16,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from ictq.config import MAX_SECONDS
 from ictq.errors import DispatchError, InvalidPayload
 
 _UUID_FIELD = re.compile(r'"uuid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
@@ -307,11 +308,12 @@ def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:
     return value
 
 
-MAX_DELAY = 30 * 24 * 3600
-"""The longest wait (seconds) a payload's ``backoff`` entry gives: longer ones are clamped to it,
-negative ones to 0."""
-MAX_TIMEOUT = 30 * 24 * 3600
-"""The longest ``timeout`` (seconds) a payload gives a job: a longer one is clamped to it."""
+MAX_DELAY = MAX_SECONDS
+"""The longest wait (seconds) a payload's ``backoff`` entry gives (365 days, the limit of every
+duration ictq takes): longer ones are clamped to it, negative ones to 0."""
+MAX_TIMEOUT = MAX_SECONDS
+"""The longest ``timeout`` (seconds) a payload gives a job (365 days, as ``--timeout``): a longer
+one is clamped to it."""
 
 
 def _count(fields: Mapping[str, Any], key: str) -> int:
