@@ -35,7 +35,7 @@ from ictq.config import Settings
 from ictq.db import Reserved, Storage
 from ictq.db.stats import StatsRepository
 from ictq.db.workers import BOOT_ID, WorkerRecord, WorkersRepository
-from ictq.errors import DatabaseError
+from ictq.errors import DatabaseError, DatabaseRefused
 from ictq.pace import Every
 from ictq.worker import crash_marker
 from ictq.worker.log import WorkerLog
@@ -111,9 +111,12 @@ class Housekeeping:
     def first_beat(self) -> None:
         """At start-up, before the background thread runs (so a worker killed by its very first
         job is reaped like any other, and dead workers' jobs come back before it claims): one beat
-        now; if it fails, the background thread retries at once (and logs)."""
+        now; if it fails, the background thread retries at once (and logs). Raises
+        :class:`DatabaseRefused` (a database that will not take the write: the worker cannot work)."""
         try:
             self.beat()
+        except DatabaseRefused:
+            raise
         except DatabaseError:
             return
         self._beat_at = time.monotonic()
