@@ -192,10 +192,23 @@ class Storage(abc.ABC):
     # -- the queue operations -------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create the tables if missing; adopt (and check) tables a Laravel app made."""
-        with self._translated():
-            for statement in statements(self.sql["schema"]):
-                self.connection.cursor().execute(statement)
+        """Create the tables if missing; adopt (and check) tables a Laravel app made.
+
+        Serialised: several ``ictq migrate`` at once (a deploy to many hosts) run one after the
+        other, under the dialect's ``migrate_lock`` (an advisory lock on PostgreSQL, ``GET_LOCK``
+        on MySQL, ``BEGIN IMMEDIATE`` on SQLite), so none fails on a table another is creating.
+        """
+        with self.transaction():
+            (locked,) = self.fetch("migrate_lock")[0]
+            if locked != 1:
+                raise DatabaseUnavailable(f"{self.describe()}: another ictq migrate holds the migration lock")
+            try:
+                with self._translated():
+                    for statement in statements(self.sql["schema"]):
+                        self.connection.cursor().execute(statement)
+            finally:
+                with suppress(DatabaseError):  # a failed PostgreSQL transaction ends with it anyway
+                    self.fetch("migrate_unlock")
         for check, table in (("check_jobs", self.jobs_table), ("check_failed_jobs", self.failed_table)):
             try:
                 self.fetch(check)
