@@ -208,7 +208,7 @@ class Worker:
             self.storage.close()
             raise
         self.time_limit.install()
-        self.crash_marker = CrashMarker(self.identity.id)
+        self.crash_marker = self.claims.marker = CrashMarker(self.identity.id)
         self.background.start()
 
     def _finish(self) -> None:
