@@ -89,7 +89,16 @@ class SqliteStorage(Storage):
         return [Reserved(*row) for row in self._execute("claim", params).fetchall()]
 
 
+# Before Python 3.11, sqlite3 errors carry no code: SQLite's messages for them instead.
+_CODE_OF_MESSAGE = (("database is locked", 5), ("is busy", 5), ("table is locked", 6), ("disk i/o error", 10),
+                    ("disk is full", 13), ("unable to open database file", 14),
+                    ("attempt to write a readonly database", 8), ("file is not a database", 26))
+
+
 def _primary_code(exc: BaseException) -> int | None:
     """The primary SQLite result code of a driver error (None when it has none)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else None
+    if isinstance(code, int):
+        return code & 0xFF
+    message = str(exc).lower()
+    return next((code for part, code in _CODE_OF_MESSAGE if part in message), None)
