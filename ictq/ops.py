@@ -160,13 +160,22 @@ def failed_all(storage: Storage, queue: str = ALL_QUEUES, low: int = 0, high: in
 
 
 def retry(storage: Storage, rows: Sequence[FailedRow], now: int) -> int:
-    """Put failed jobs back on their queue, payload unchanged and attempts reset, in one transaction."""
+    """Put failed jobs back on their queue, payload unchanged and attempts reset, in one
+    transaction; return how many this call moved.
+
+    Each exactly once, whatever runs at the same time: the failed row is deleted first, and only
+    the transaction whose delete took it inserts the job (a concurrent ``ictq retry`` waits on
+    the row's lock, then deletes nothing and skips it). Rows go in id order, so two retries
+    lock them in the same order and do not deadlock.
+    """
     jobs, failed = JobsRepository(storage), FailedJobsRepository(storage)
+    moved = 0
     with storage.transaction():
-        for row in rows:
-            jobs.requeue(row.queue, row.payload, now)
-            failed.delete(row.id)
-    return len(rows)
+        for row in sorted(rows, key=lambda row: row.id):
+            if failed.delete(row.id):
+                jobs.requeue(row.queue, row.payload, now)
+                moved += 1
+    return moved
 
 
 def forget(storage: Storage, row: FailedRow) -> bool:

@@ -1,9 +1,13 @@
 """The storage interface: the only place that talks to a database.
 
 One subclass per dialect supplies a connection and its SQL file; everything else is shared.
-Driver errors are translated here, at the boundary: a lost or refused connection becomes
-:class:`DatabaseUnavailable` (the connection is dropped and reopened on the next call), any
-other driver error becomes :class:`DatabaseError`. Nothing above this module imports a driver.
+Driver errors are translated here, at the boundary, by the dialect's classifiers: what no
+retry can fix (a wrong password, an unknown database, a file that cannot be opened or written)
+becomes :class:`DatabaseRefused` (:class:`DatabaseMisconfigured` for the settings' own faults,
+exit 2); a transient trouble (a lost or refused connection, a server restarting, too many
+connections, a lock wait or deadlock lost) becomes :class:`DatabaseUnavailable` (the connection
+is dropped and reopened on the next call); any other driver error becomes
+:class:`DatabaseError`. Nothing above this module imports a driver.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ictq.config import DatabaseSettings
-from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError, one_line
+from ictq.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, SchemaError, one_line
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
 
@@ -116,7 +120,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def _is_connection_error(self, exc: BaseException) -> bool:
-        """Whether a driver error means the server or the connection is gone."""
+        """Whether a driver error is transient: the server or the connection is gone or busy
+        (asked after :meth:`_permanent_error`)."""
+
+    @abc.abstractmethod
+    def _permanent_error(self, exc: BaseException) -> type[DatabaseRefused] | None:
+        """The error to raise when a driver error says the database refuses ictq for good
+        (:class:`DatabaseMisconfigured` for wrong settings); None when it does not."""
 
     @abc.abstractmethod
     def _is_missing_table(self, exc: BaseException) -> bool:
@@ -166,6 +176,10 @@ class Storage(abc.ABC):
             message = f"{self.describe()}: {one_line(exc)}"
             if self._is_missing_table(exc):
                 raise SchemaError(f"{message} (run: ictq migrate)") from None
+            permanent = self._permanent_error(exc)
+            if permanent is not None:
+                self.close()
+                raise permanent(message) from None
             if self._is_connection_error(exc):
                 self.close()
                 raise DatabaseUnavailable(message) from None
@@ -210,10 +224,23 @@ class Storage(abc.ABC):
     # -- the queue operations -------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create the tables if missing; adopt (and check) tables a Laravel app made."""
-        with self._translated():
-            for statement in statements(self.sql["schema"]):
-                self.connection.cursor().execute(statement)
+        """Create the tables if missing; adopt (and check) tables a Laravel app made.
+
+        Serialised: several ``ictq migrate`` at once (a deploy to many hosts) run one after the
+        other, under the dialect's ``migrate_lock`` (an advisory lock on PostgreSQL, ``GET_LOCK``
+        on MySQL, ``BEGIN IMMEDIATE`` on SQLite), so none fails on a table another is creating.
+        """
+        with self.transaction():
+            (locked,) = self.fetch("migrate_lock")[0]
+            if locked != 1:
+                raise DatabaseUnavailable(f"{self.describe()}: another ictq migrate holds the migration lock")
+            try:
+                with self._translated():
+                    for statement in statements(self.sql["schema"]):
+                        self.connection.cursor().execute(statement)
+            finally:
+                with suppress(DatabaseError):  # a failed PostgreSQL transaction ends with it anyway
+                    self.fetch("migrate_unlock")
         for check, table in (("check_jobs", self.jobs_table), ("check_failed_jobs", self.failed_table)):
             try:
                 self.fetch(check)
