@@ -15,6 +15,7 @@ from ictq import payload
 from ictq.db import Storage
 from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
+from ictq.display import text_of
 from ictq.errors import NotFound, first_line
 
 STATES = JOB_STATES
@@ -73,9 +74,10 @@ class FailedRow:
 
     @classmethod
     def of(cls, job: FailedJob) -> FailedRow:
-        return cls(id=job.id, uuid=job.uuid, connection=job.connection, queue=job.queue,
-                   name=payload.name_of(job.payload), failed_at=job.failed_at, exception=job.exception,
-                   payload=job.payload)
+        """The row as text whatever its columns hold (bytes of a SQLite BLOB, undecodable text)."""
+        return cls(id=job.id, uuid=text_of(job.uuid), connection=text_of(job.connection), queue=text_of(job.queue),
+                   name=payload.name_of(job.payload), failed_at=text_of(job.failed_at),
+                   exception=text_of(job.exception), payload=text_of(job.payload))
 
     def as_dict(self, full: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -87,9 +89,9 @@ class FailedRow:
 
 def sizes(storage: Storage, now: int, queues: Sequence[str] = ()) -> list[QueueSize]:
     """Per queue: pending (available now), delayed, reserved, oldest pending age, failed counts."""
-    counts = {row.queue: row for row in JobsRepository(storage).counts(now)}
+    counts = {text_of(row.queue): row for row in JobsRepository(storage).counts(now)}
     since = datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1)
-    failed = {row.queue: row for row in FailedJobsRepository(storage).counts(since)}
+    failed = {text_of(row.queue): row for row in FailedJobsRepository(storage).counts(since)}
     names = list(queues) or sorted(set(counts) | set(failed))
     result = []
     for name in names:
@@ -119,7 +121,7 @@ def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, lim
 
 
 def _job_row(job: QueuedJob, now: int) -> JobRow:
-    return JobRow(job.id, job.queue, payload.name_of(job.payload), job.attempts, job.state(now),
+    return JobRow(job.id, text_of(job.queue), payload.name_of(job.payload), job.attempts, job.state(now),
                   max(0, now - job.created_at), max(0, job.available_at - now),
                   None if job.reserved_at is None else max(0, now - job.reserved_at))
 

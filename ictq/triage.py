@@ -89,7 +89,7 @@ def signature(exception: str) -> str:
 
 
 def group_id(job: str, sig: str) -> str:
-    return hashlib.sha1(f"{job}\n{sig}".encode()).hexdigest()[:GROUP_ID_LENGTH]
+    return hashlib.sha1(f"{job}\n{sig}".encode("utf-8", "backslashreplace")).hexdigest()[:GROUP_ID_LENGTH]
 
 
 @dataclass
