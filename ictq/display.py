@@ -7,6 +7,7 @@ masked, odd characters escaped, length bounded.
   it (blanks squeezed, ``"`` turned into ``'``, non-ASCII escaped). A secret shorter than
   :data:`MIN_SECRET_LENGTH` is not masked (it would mask common words). Cheap on the per-job
   path: one ``in`` test per form, and a plain secret has a single form.
+  :func:`use` makes one masker the process's own, :func:`mask` applies it.
 - :func:`printable` makes any value from a row (bytes, lone surrogates from undecodable bytes,
   NUL and other control characters, megabytes of text) one safe line of bounded length.
 """
@@ -130,3 +131,17 @@ class Masker:
 
 
 NO_SECRETS = Masker()
+_current = NO_SECRETS
+
+
+def use(masker: Masker) -> None:
+    """Make ``masker`` the one :func:`mask` of this process (the settings' secrets: set when a
+    command reads its settings and when logging is set up)."""
+    global _current
+    _current = masker
+
+
+def mask(text: str) -> str:
+    """``text`` through the masker of this process (see :func:`use`): for text that is shown
+    after a transformation a secret would not survive (a triage signature)."""
+    return _current(text)

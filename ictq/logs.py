@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ictq import display
 from ictq.display import MASK, NO_SECRETS, Masker, printable
 from ictq.errors import ConfigError
 
@@ -204,6 +205,7 @@ def setup(
     formatter = Formatter(FORMAT, DATE_FORMAT)
     global _masker
     _masker = Masker(secrets)
+    display.use(_masker)
     word.cache_clear()
     redactor = Redactor(_masker)
     handlers: list[logging.Handler] = []

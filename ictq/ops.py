@@ -112,12 +112,21 @@ def total(rows: Sequence[QueueSize]) -> QueueSize:
 
 def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, limit: int) -> list[JobRow]:
     """Queued jobs, oldest first, across ``queues`` (all when empty)."""
-    names = list(queues) or [row.queue for row in sizes(storage, now)]
+    # A queue name the driver cannot send back (undecodable bytes of a SQLite row) is skipped.
+    names = list(queues) or [row.queue for row in sizes(storage, now) if _sendable(row.queue)]
     repository = JobsRepository(storage)
     found: list[JobRow] = []
     for queue in names:
         found.extend(_job_row(job, now) for job in repository.list_queue(queue, state, now, limit))
     return sorted(found, key=lambda job: job.id)[:limit]
+
+
+def _sendable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _job_row(job: QueuedJob, now: int) -> JobRow:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see: {exc.ctx.command_path} --help)"
-        click.echo(f"ictq: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"ictq: error: {state.mask(exc.format_message())}{hint}", err=True)
         sys.exit(exc.exit_code)
     except IctqError as exc:
         click.echo(f"ictq: error: {state.one_line(str(exc))}", err=True)

@@ -19,7 +19,7 @@ import click
 from ictq import control, logs, ops
 from ictq import health as checks
 from ictq.cli.options import comma_list, json_option
-from ictq.cli.output import age, emit, table
+from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.db.workers import WorkersRepository
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
@@ -66,7 +66,7 @@ def status(state: State) -> None:
         lines.append(f"last restart signal: {stamp} (workers started before it exit after their current job)")
     else:
         lines.append("last restart signal: never")
-    click.echo("\n".join(lines))
+    say("\n".join(lines))
 
 
 @click.command()

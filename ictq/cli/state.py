@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import click
 
+from ictq import display
 from ictq.client import Client
 from ictq.config import Settings, load_settings
 from ictq.db import Storage, open_storage
@@ -31,6 +32,7 @@ class State:
         if self._settings is None:
             self._settings = load_settings(self.env_file)
             self._masker = Masker(self._settings.secrets)
+            display.use(self._masker)
         return self._settings
 
     def open_storage(self) -> Storage:
