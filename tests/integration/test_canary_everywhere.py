@@ -15,6 +15,8 @@ import json
 import uuid
 from urllib.parse import quote
 
+import pytest
+
 from ictq.db import Storage
 from tests.chaos.support import CANARY
 from tests.integration.test_metrics import Exporter
@@ -31,12 +33,13 @@ CARRIED = [CANARY, APP_KEY_BODY, DECODED_KEY, WEIRD, " ".join(WEIRD.split()), js
            quote(WEIRD, safe=""), ENV_ONLY]
 
 
-def with_canaries(app: App) -> dict[str, str]:
-    """Put the secrets in .env (quoted as dotenv reads them back); the environment-only one is returned."""
+def with_canaries(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put the secrets in .env (quoted as dotenv reads them back), and one in the environment
+    of every process the test starts, only there."""
     escaped = WEIRD.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
     app.write_env(ICT_API_TOKEN=CANARY, APP_KEY=f"base64:{APP_KEY_BODY}", PARTNER_SECRET=f'"{escaped}"')
     assert app.settings.get("PARTNER_SECRET") == WEIRD  # the .env says what we mean
-    return {"STRIPE_SECRET": ENV_ONLY}
+    monkeypatch.setenv("STRIPE_SECRET", ENV_ONLY)
 
 
 def insert_named(storage: Storage, display: str, queue: str = "default") -> None:
@@ -51,8 +54,8 @@ def found_in(text: str) -> list[str]:
     return [form for form in SHOWN_FORMS if form in text]
 
 
-def test_no_form_of_any_secret_is_shown_anywhere(app: App) -> None:
-    env = with_canaries(app)
+def test_no_form_of_any_secret_is_shown_anywhere(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    with_canaries(app, monkeypatch)
     client = app.client()
     storage = app.storage()
     for n, secret in enumerate(CARRIED):
@@ -66,7 +69,7 @@ def test_no_form_of_any_secret_is_shown_anywhere(app: App) -> None:
 
     places: dict[str, str] = {}
     queues = ",".join(["default", *(f"q-{secret}" for secret in CARRIED)])
-    worker = app.ictq("work", "--stop-when-empty", "--sleep", "0", "--queue", queues, **env)
+    worker = app.ictq("work", "--stop-when-empty", "--sleep", "0", "--queue", queues)
     places["ictq work"] = worker.stdout + worker.stderr
     assert worker.returncode == 0, worker.stderr
     failed_ids = [str(row[0]) for row in rows(storage, "SELECT id FROM failed_jobs ORDER BY id")]
@@ -84,7 +87,7 @@ def test_no_form_of_any_secret_is_shown_anywhere(app: App) -> None:
     ]
     commands += [("failed", "show", ref, *extra) for ref in failed_ids[1:] for extra in ((), ("--json",))]
     for args in commands:
-        result = app.ictq(*args, **env)
+        result = app.ictq(*args)
         places["ictq " + " ".join(args)] = result.stdout + result.stderr
         assert "Traceback" not in result.stderr, (args, result.stderr)
     served = Exporter(app)  # a live scrape over HTTP

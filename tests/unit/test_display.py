@@ -113,3 +113,23 @@ def test_secrets_set_only_in_the_environment_are_masked(tmp_path: object) -> Non
     mask = Masker(settings.secrets)
     assert mask("c2VjcmV0LWtleS0xMjM0NTY= secret-key-123456 sk_live_abc123") == f"{MASK} {MASK} {MASK}"
     assert settings_from_values({"X_PASSWORD": "abc"}, Path(str(tmp_path))).secrets == ()
+
+
+@given(st.recursive(st.none() | st.integers() | st.text(st.characters(codec=None)) | st.binary(),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=10))
+def test_json_output_is_valid_utf8_json_whatever_the_rows_hold(data: object) -> None:
+    from ictq.cli.output import safe_json
+
+    text = json.dumps(safe_json(data, Masker(["Cnry-secret"])), ensure_ascii=False)
+    text.encode("utf-8")
+    json.loads(text)
+
+
+def test_output_masks_cells_and_json() -> None:
+    from ictq.cli.output import cell, safe_json
+
+    mask = Masker(['se"cr\tet!'])
+    assert cell('q-se"cr\tet!', mask) == f"q-{MASK}"
+    assert cell("x" * 1000, mask).endswith("…") and len(cell("x" * 1000, mask)) == 255
+    assert safe_json({"k se\"cr\tet!": ['a se"cr\tet!', b"\xff"]}, mask) == {f"k {MASK}": [f"a {MASK}", "\\udcff"]}
