@@ -85,7 +85,7 @@ def test_no_form_of_any_secret_is_shown_anywhere(app: App, monkeypatch: pytest.M
         ("dispatch", "test.record", "--data", '{"n": 1}', "--queue", f"d-{ENV_ONLY}"),
         ("pause", f"p-{CANARY}"), ("resume", f"p-{CANARY}"),
     ]
-    commands += [("failed", "show", ref, *extra) for ref in failed_ids[1:] for extra in ((), ("--json",))]
+    commands += [("failed", "show", ref, *extra) for ref in failed_ids[1::3] for extra in ((), ("--json",))]
     for args in commands:
         result = app.ictq(*args)
         places["ictq " + " ".join(args)] = result.stdout + result.stderr

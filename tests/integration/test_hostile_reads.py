@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -78,32 +80,27 @@ def _execute(storage: Storage, sql: str, params: dict[str, Any]) -> None:
 
 
 def insert(storage: Storage, data: dict[str, Any]) -> None:
+    now = int(time.time())
     for name, queue in data["jobs"]:
-        _execute(storage, storage.sql["push"], {"queue": queue, "payload": envelope(name), "available_at": 0,
-                                                "created_at": 0})
+        _execute(storage, storage.sql["push"], {"queue": queue, "payload": envelope(name), "available_at": now,
+                                                "created_at": now})
     for name, queue, exception in data["failed"]:
         _execute(storage, storage.sql["insert_failed"], {
             "uuid": str(uuid.uuid4()), "connection": "database", "queue": queue, "payload": envelope(name),
-            "exception": exception or "x", "failed_at": storage.param_time(_now())})
+            "exception": exception or "x", "failed_at": storage.param_time(datetime.now(timezone.utc))})
     if data["raw"]:  # SQLite only: BLOBs and text that is not UTF-8, in every column a read shows
         raw = data["raw_text"]
         blob = b'{"uuid":"u-' + raw.hex().encode() + b'","displayName":"' + raw + b'","job":"test.record"}'
         _execute(storage, "INSERT INTO jobs (queue, payload, attempts, available_at, created_at) "
-                          "VALUES (CAST(:q AS TEXT), :p, 0, 0, 0)", {"q": raw, "p": blob})
+                          "VALUES (CAST(:q AS TEXT), :p, 0, :t, :t)", {"q": raw, "p": blob, "t": now})
         _execute(storage, "INSERT INTO jobs (queue, payload, attempts, available_at, created_at) "
-                          "VALUES (:q, CAST(:p AS TEXT), 0, 0, 0)", {"q": raw, "p": blob})
+                          "VALUES (:q, CAST(:p AS TEXT), 0, :t, :t)", {"q": raw, "p": blob, "t": now})
         _execute(storage, "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception) VALUES "
                           "(CAST(:u AS TEXT), :c, CAST(:q AS TEXT), :p, CAST(:e AS TEXT))",
                  {"u": b"u-" + raw, "c": raw, "q": raw, "p": blob, "e": b"RuntimeError: " + raw})
         _execute(storage, "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception) VALUES "
                           "(:u, 'database', :q, CAST(:p AS TEXT), :e)",
                  {"u": b"v-" + raw, "q": raw, "p": blob, "e": b"RuntimeError: " + raw})
-
-
-def _now() -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 def run(app: App, *args: str) -> tuple[int, str]:
