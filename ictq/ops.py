@@ -21,6 +21,7 @@ from ictq.errors import NotFound, first_line
 STATES = JOB_STATES
 RETRY_BATCH = 500
 PRUNE_CHUNK = 1000
+MAX_REASON = 1000  # characters of an exception's first line in listings (``failed``, ``failed --json``)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ class FailedRow:
 
     @property
     def reason(self) -> str:
-        """The exception's first line."""
-        return first_line(self.exception)
+        """The exception's first line, at most :data:`MAX_REASON` characters."""
+        head = self.exception[: MAX_REASON * 4]
+        reason = first_line(head)
+        return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
     @classmethod
     def of(cls, job: FailedJob) -> FailedRow:

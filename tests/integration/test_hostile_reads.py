@@ -32,7 +32,7 @@ from tests.integration.test_metrics import Exporter, parse
 from tests.support.app import App, count_rows, rows
 
 SPECIALS = ["\ud800", "a\udcffb", "\x00", "nul\x00inside", "\x1b[31mred\x1b[0m", "tab\there", "line\nbreak",
-            "\u2028", "\x7f\x85", "quote\"back\\slash", "é中🎉", "", " ", "x" * 1_000_000]
+            "\u2028", "\x7f\x85", "quote\"back\\slash", "é中🎉", "", " ", "x" * 300_000]
 NAMES = st.one_of(st.sampled_from(SPECIALS), st.text(st.characters(codec=None), max_size=40),
                   st.tuples(st.text(max_size=5), st.sampled_from(SPECIALS[:10]), st.text(max_size=5)).map("".join))
 QUEUES = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1,
@@ -114,10 +114,10 @@ def run(app: App, *args: str) -> tuple[int, str]:
 def read_everything(app: App, storage: Storage) -> None:
     for args in READS:
         code, output = run(app, *args)
-        assert code == 0, (args, output[-500:])
+        assert code == 0, (args, output[-300:])
         if "--json" in args:
             json.loads(output)
-        assert len(output) < 500_000, (args, len(output))  # a megabyte name is cut, not printed whole
+        assert len(output) < 150_000, (args, len(output))  # a megabyte name is cut, not printed whole
     ids = [row[0] for row in rows(storage, "SELECT id FROM failed_jobs")]
     for failed_id in ids:
         for extra in ((), ("--json",)):
