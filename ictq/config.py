@@ -28,6 +28,7 @@ SQLITE_JOURNAL_MODES = ("WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)$")
 _MIN_SECRET_LENGTH = 4
+_NOT_SECRETS = frozenset({"true", "false", "null", "none", "(null)", "empty"})
 
 # The ranges of every number ictq reads from a command line or the .env, in one place.
 # A number is written in ASCII digits only (no "²", no Arabic-Indic digits, no "1_000"); one
@@ -88,11 +89,14 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never be shown: every ``*PASSWORD``, ``*SECRET``, ``*TOKEN``, ``*_KEY``."""
+        """Values that must never be shown: every ``*PASSWORD``, ``*SECRET``, ``*TOKEN``, ``*_KEY``
+        of the ``.env`` or of the process environment alone (``STRIPE_SECRET``, ``GITHUB_TOKEN``),
+        but not values too short or too common to be secret (``true``, ``null``)."""
         found = {
             value
             for key, value in self.values.items()
-            if _SECRET_KEY.search(key) and len(value) >= _MIN_SECRET_LENGTH
+            if _SECRET_KEY.search(key.upper()) and len(value.strip()) >= _MIN_SECRET_LENGTH
+            and value.strip().lower() not in _NOT_SECRETS
         }
         return tuple(sorted(found, key=len, reverse=True))
 
@@ -176,7 +180,8 @@ def load_settings(
         raise ConfigError(f"cannot read {path}: {exc}") from None
     check_env_syntax(text, path)
     merged = parse_env(text, environment)
-    merged.update({key: value for key, value in environment.items() if key in merged or _known(key)})
+    merged.update({key: value for key, value in environment.items()
+                   if key in merged or _known(key) or _SECRET_KEY.search(key.upper())})
     return settings_from_values(merged, app_dir=path.parent, env_file=path)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ictq.config import MAX_SECONDS
+from ictq.display import printable, text_of
 from ictq.errors import DispatchError, InvalidPayload
 
 _UUID_FIELD = re.compile(r'"uuid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
@@ -267,6 +268,7 @@ def uuid_from_text(text: str) -> str | None:
 
 
 UNREADABLE_NAME = "(unreadable payload)"
+MAX_NAME = 255  # characters of a job name as shown (commands, logs, metrics labels)
 _DISPLAY_NAME = re.compile(r'"displayName"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
@@ -275,28 +277,30 @@ def name_of(text: str | bytes | None) -> str:
 
     The one rule for "which job is this row" wherever a payload is shown: a payload that parses
     gives the envelope's display name; one that does not, the ``displayName`` field found in it.
+    Any row gives a name safe to show: control characters and undecodable bytes escaped, at
+    most :data:`MAX_NAME` characters (see :func:`ictq.display.printable`).
     """
     if text is None:
         return UNREADABLE_NAME
     try:
-        return parse(text).display_name
-    except InvalidPayload:
+        return printable(parse(text).display_name, MAX_NAME) or UNREADABLE_NAME
+    except (InvalidPayload, ValueError, TypeError, RecursionError):
         return name_in_head(text)
 
 
 def name_in_head(head: str | bytes | None) -> str:
     """The ``displayName`` found in the first characters of a payload, without parsing the whole
     (a scrape reads only a payload's head), or :data:`UNREADABLE_NAME`."""
-    if isinstance(head, bytes):
-        head = head.decode("utf-8", errors="replace")
-    match = _DISPLAY_NAME.search(head or "")
+    if head is None:
+        return UNREADABLE_NAME
+    match = _DISPLAY_NAME.search(text_of(head))
     if match is None:
         return UNREADABLE_NAME
     try:
         name = json.loads(match.group(1))
     except ValueError:
         return UNREADABLE_NAME
-    return name if isinstance(name, str) and name else UNREADABLE_NAME
+    return printable(name, MAX_NAME) if isinstance(name, str) and name else UNREADABLE_NAME
 
 
 def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:

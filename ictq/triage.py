@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ictq import ops
+from ictq import display, ops
 from ictq.db import Storage
 from ictq.errors import GroupNotFound, first_line
 
@@ -80,8 +80,9 @@ def normalise(message: str) -> str:
 
 
 def signature(exception: str) -> str:
-    """``Class: normalised message`` for the first line of ``failed_jobs.exception``."""
-    cls, message = split_first_line(exception)
+    """``Class: normalised message`` for the first line of ``failed_jobs.exception``, secrets
+    masked first (normalised, a secret would no longer be recognised)."""
+    cls, message = split_first_line(display.mask(exception))
     normalised = normalise(message)
     if cls and normalised:
         return f"{cls}: {normalised}"
@@ -89,7 +90,7 @@ def signature(exception: str) -> str:
 
 
 def group_id(job: str, sig: str) -> str:
-    return hashlib.sha1(f"{job}\n{sig}".encode()).hexdigest()[:GROUP_ID_LENGTH]
+    return hashlib.sha1(f"{job}\n{sig}".encode("utf-8", "backslashreplace")).hexdigest()[:GROUP_ID_LENGTH]
 
 
 @dataclass

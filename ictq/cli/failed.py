@@ -14,7 +14,7 @@ import click
 
 from ictq import ops, triage
 from ictq.cli.options import FAILED_REF, HOURS, LIMIT, NAME, QUEUE, QUEUES, comma_list, json_option, queue_option
-from ictq.cli.output import emit, table
+from ictq.cli.output import emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.config import MAX_ID, shown, whole_number
 from ictq.db import Storage
@@ -120,13 +120,13 @@ def retry(state: State, refs: tuple[str, ...], queue: str | None, id_range: str 
         for batch in _selected(storage, refs, queue, bounds, group_ref):
             if dry_run:
                 for row in batch:
-                    click.echo(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+                    say(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
                 requeued += len(batch)
                 continue
             requeued += ops.retry(storage, batch, now)
             if group_ref is None and "all" not in refs and bounds is None:
                 for row in batch:
-                    click.echo(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+                    say(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
     click.echo(f"would re-queue {requeued} failed job(s) (dry run)" if dry_run
                else f"re-queued {requeued} failed job(s)")
 
@@ -146,7 +146,7 @@ def forget(state: State, ref: str | None, group_ref: str | None, queue: str | No
             row = ops.failed_find(storage, ref)
             if not dry_run:
                 ops.forget(storage, row)
-            click.echo(f"{'would forget' if dry_run else 'forgot'} failed job {row.id} ({row.name}, uuid {row.uuid})")
+            say(f"{'would forget' if dry_run else 'forgot'} failed job {row.id} ({row.name}, uuid {row.uuid})")
             return
         assert group_ref is not None
         group = triage.resolve(storage, group_ref, comma_list(queue))
@@ -154,7 +154,7 @@ def forget(state: State, ref: str | None, group_ref: str | None, queue: str | No
         for batch in triage.members(storage, group, comma_list(queue)):
             count += len(batch) if dry_run else ops.forget_many(storage, batch)
     verb = "would forget" if dry_run else "forgot"
-    click.echo(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
+    say(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
                + (" (dry run)" if dry_run else ""))
 
 

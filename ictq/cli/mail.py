@@ -12,6 +12,7 @@ import time
 import click
 
 from ictq.cli.options import SECONDS
+from ictq.cli.output import say
 from ictq.cli.state import State, pass_state
 from ictq.client import Client, Dispatched
 from ictq.errors import MailCheckFailed, MailCheckTimeout
@@ -55,7 +56,7 @@ def test_email(state: State, email: str, wait: float | None, locale: str | None)
         ]
         click.echo(f"mailer: {mail.describe()}")
         for job in queued:
-            click.echo(f"queued {job.name} id={job.id} uuid={job.uuid} queue={job.queue} to={email}")
+            say(f"queued {job.name} id={job.id} uuid={job.uuid} queue={job.queue} to={email}")
         if wait is not None:
             _report(_wait(client, ledger, queued, wait), wait)
 
@@ -73,7 +74,7 @@ def _report(states: dict[str, Status], seconds: float) -> None:
     for name, status in states.items():
         detail = f": {status.detail}" if status.detail else ""
         word = "not sent yet" if status.state is MailState.WAITING else status.state.value
-        click.echo(f"{word} {name}{detail}")
+        say(f"{word} {name}{detail}")
     if any(s.state in (MailState.FAILED, MailState.GONE) for s in states.values()):
         raise MailCheckFailed("a test e-mail failed (see above and failed_jobs)")
     if any(s.state is MailState.WAITING for s in states.values()):

@@ -202,7 +202,7 @@ def metrics(state: State, listen: str, once: bool) -> None:
         return
     settings = state.settings
     logger = logs.setup(None, settings.log_level, settings.secrets)
-    collector = exporter.QueueCollector(state.open_storage, logger)
+    collector = exporter.QueueCollector(state.open_storage, logger, masker=state.masker)
     registry = exporter.registry_for(collector)
     try:
         server, thread = start_http_server(port, host, registry)
@@ -223,7 +223,7 @@ def _print_once(state: State) -> None:
 
     quiet = logging.getLogger("ictq.metrics.once")
     quiet.disabled = True
-    collector = exporter.QueueCollector(state.open_storage, quiet)
+    collector = exporter.QueueCollector(state.open_storage, quiet, masker=state.masker)
     text = generate_latest(exporter.registry_for(collector)).decode()
     collector.close()
     click.echo(state.mask(text), nl=False)

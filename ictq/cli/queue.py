@@ -25,7 +25,7 @@ from ictq.cli.options import (
     json_option,
     queue_option,
 )
-from ictq.cli.output import age, emit, table
+from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
 from ictq.errors import ConfigError
@@ -85,7 +85,7 @@ def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: 
     import_job_modules(state.settings, None)
     with state.client() as client:
         result = client.dispatch(name, data, queue=queue, delay=delay)
-    click.echo(f"dispatched {result.name} id={result.id} uuid={result.uuid} queue={result.queue}")
+    say(f"dispatched {result.name} id={result.id} uuid={result.uuid} queue={result.queue}")
 
 
 @click.command()
@@ -135,7 +135,7 @@ def clear(state: State, queue: str | None, force: bool, include_reserved: bool) 
     with state.storage() as storage:
         deleted = ops.clear(storage, queues, include_reserved)
     kept = "" if include_reserved else " (reserved jobs kept)"
-    click.echo(f"cleared {deleted} job(s) from {', '.join(queues)}{kept}")
+    say(f"cleared {deleted} job(s) from {', '.join(queues)}{kept}")
 
 
 @click.command()
@@ -157,7 +157,7 @@ def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
     with state.storage() as storage:
         control.pause(storage, queue, time.time())
-    click.echo(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
+    say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
 
 
 @click.command()
@@ -167,5 +167,5 @@ def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
     with state.storage() as storage:
         was_paused = control.resume(storage, queue)
-    click.echo(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+    say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
 
