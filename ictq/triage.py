@@ -31,6 +31,9 @@ from ictq.db import Storage
 from ictq.errors import GroupNotFound, first_line
 
 MAX_SIGNATURE = 240
+# Only the start of a message is normalised: the signature keeps 240 characters, and some rules
+# (an e-mail address in a long run of word characters) cost the square of the text's length.
+NORMALISED_PART = 1000
 GROUP_ID_LENGTH = 10
 MIN_PREFIX = 4
 
@@ -73,7 +76,7 @@ def _looks_like_class(token: str) -> bool:
 
 def normalise(message: str) -> str:
     """The message with numbers, ids and addresses replaced by placeholders."""
-    text = " ".join(message.split())
+    text = " ".join(message[:NORMALISED_PART].split())
     for pattern, placeholder in _RULES:
         text = pattern.sub(placeholder, text)
     return text if len(text) <= MAX_SIGNATURE else text[: MAX_SIGNATURE - 3] + "..."

@@ -339,7 +339,7 @@ def test_available_at_beyond_the_column_is_clamped_on_every_write(app: App) -> N
                                                                                      AVAILABLE_AT_MAX]
     execute(storage, "DELETE FROM jobs")
     push_raw(storage, '{"job":"hostile.release_once","data":{"n":4,"delay":5}}')
-    (job,) = storage.claim("default", now, 90, 1)
+    (job,) = storage.claim("default", int(time.time()) + 1, 90, 1)  # claimable whatever second push_raw saw
     assert storage.release(job, far, job.payload)
     assert rows(storage, "SELECT available_at FROM jobs") == [(AVAILABLE_AT_MAX,)]
     storage.close()
