@@ -31,6 +31,8 @@ SHOWN_FORMS = {CANARY, APP_KEY_BODY, DECODED_KEY, WEIRD, " ".join(WEIRD.split())
 # What the tests put into payloads, names and messages: each secret in each form.
 CARRIED = [CANARY, APP_KEY_BODY, DECODED_KEY, WEIRD, " ".join(WEIRD.split()), json.dumps(WEIRD)[1:-1],
            quote(WEIRD, safe=""), ENV_ONLY]
+# The forms a queue a worker is told to work may carry (`--queue` refuses control characters).
+WORKED = [secret for secret in CARRIED if secret.isprintable()]
 
 
 def with_canaries(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +62,8 @@ def test_no_form_of_any_secret_is_shown_anywhere(app: App, monkeypatch: pytest.M
     storage = app.storage()
     for n, secret in enumerate(CARRIED):
         client.dispatch("test.boom", {"message": f"partner refused {secret} (attempt {n})"})  # exception text
-        client.dispatch("test.record", {"n": 100 + n}, queue=f"q-{secret}")  # a queue named with it
+        if secret in WORKED:
+            client.dispatch("test.record", {"n": 100 + n}, queue=f"q-{secret}")  # a queue named with it
         insert_named(storage, f"App\\Jobs\\{secret}")  # a display name with it, for a job nobody knows
         client.dispatch("test.record", {"n": 200 + n}, delay=3600, queue=f"later-{secret}")  # stays listed
     client.dispatch("test.leaky", {"key": "ICT_API_TOKEN"})
@@ -68,7 +71,7 @@ def test_no_form_of_any_secret_is_shown_anywhere(app: App, monkeypatch: pytest.M
     client.close()
 
     places: dict[str, str] = {}
-    queues = ",".join(["default", *(f"q-{secret}" for secret in CARRIED)])
+    queues = ",".join(["default", *(f"q-{secret}" for secret in WORKED)])
     worker = app.ictq("work", "--stop-when-empty", "--sleep", "0", "--queue", queues)
     places["ictq work"] = worker.stdout + worker.stderr
     assert worker.returncode == 0, worker.stderr

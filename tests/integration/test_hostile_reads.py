@@ -180,7 +180,7 @@ def test_a_huge_display_name_makes_a_bounded_log_line(app: App, monkeypatch: pyt
     settings_ = app.settings
     logs.setup(settings_.log_file, settings_.log_level, settings_.secrets)
     try:
-        assert Worker(settings_, WorkerOptions(stop_when_empty=True, sleep=0)).run() == 0
+        assert Worker(settings_, WorkerOptions(stop_when_empty=True, sleep=0, memory=0)).run() == 0
     finally:
         logs.setup(None, "INFO", [], stderr_level=logging.WARNING)
     assert count_rows(storage, "jobs") == 0 and count_rows(storage, "failed_jobs") == 1

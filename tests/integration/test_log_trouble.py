@@ -51,7 +51,7 @@ def work(app: App, steps: list[tuple[str, dict[str, object]]]) -> int:
     client.close()
     settings = app.settings
     logger = logs.setup(settings.log_file, settings.log_level, settings.secrets)
-    return Worker(settings, WorkerOptions(stop_when_empty=True, sleep=0), logger=logger).run()
+    return Worker(settings, WorkerOptions(stop_when_empty=True, sleep=0, memory=0), logger=logger).run()
 
 
 def records(first: int, last: int) -> list[tuple[str, dict[str, object]]]:
