@@ -112,9 +112,11 @@ local_start() {
 
 local_stop() {
   local pid
+  local waited=0 limit=${STOP_TIMEOUT:-70}
+  # Checked before any arithmetic: bash would evaluate an expression (and a command in it).
+  [[ $limit =~ ^[0-9]{1,7}$ ]] || { echo "queue_manager: STOP_TIMEOUT must be whole seconds (ASCII digits)" >&2; exit 2; }
   if ! pid=$(local_pid); then rm -f "$PID_FILE"; echo "no worker is running"; return 0; fi
   kill -TERM "$pid"
-  local waited=0 limit=${STOP_TIMEOUT:-70}
   while kill -0 "$pid" 2>/dev/null; do
     if ((waited >= limit * 10)); then die "worker $pid still busy after ${limit}s; it stops after its job (kill -TERM $pid again to stop it at once)"; fi
     sleep 0.1

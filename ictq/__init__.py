@@ -15,6 +15,8 @@ from ictq.client import Client, configure, dispatch, dispatch_many
 from ictq.errors import (
     ConfigError,
     DatabaseError,
+    DatabaseMisconfigured,
+    DatabaseRefused,
     DatabaseUnavailable,
     DispatchError,
     Fail,
@@ -34,6 +36,8 @@ __all__ = [
     "Client",
     "ConfigError",
     "DatabaseError",
+    "DatabaseMisconfigured",
+    "DatabaseRefused",
     "DatabaseUnavailable",
     "DispatchError",
     "Dispatched",

@@ -28,6 +28,21 @@ SQLITE_JOURNAL_MODES = ("WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SECRET_KEY = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)$")
 _MIN_SECRET_LENGTH = 4
+_NOT_SECRETS = frozenset({"true", "false", "null", "none", "(null)", "empty"})
+
+# The ranges of every number ictq reads from a command line or the .env, in one place.
+# A number is written in ASCII digits only (no "²", no Arabic-Indic digits, no "1_000"); one
+# outside its range is refused, naming the option or key, never clamped.
+MAX_SECONDS = 365 * 24 * 3600  #: any duration in seconds: a timeout, a backoff, a delay, a sleep
+MAX_HOURS = 10 * 365 * 24  #: an age in hours (pruning failed jobs): ten years
+MAX_COUNT = 1_000_000_000  #: a count: jobs, tries, rows to show, megabytes, a threshold
+MAX_ID = 2**63 - 1  #: a row id (the columns are 64-bit)
+MAX_TRIES = 255  #: attempts before a job fails: the attempts column of Laravel's MariaDB table is a tinyint
+MAX_MEGABYTES = 1024 * 1024  #: a memory limit in MB: a terabyte
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][+-]?[0-9]{1,3})?", re.ASCII)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SHOWN = 40  # characters of a refused value quoted in its error
 
 
 @dataclass(frozen=True)
@@ -74,11 +89,14 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never be shown: every ``*PASSWORD``, ``*SECRET``, ``*TOKEN``, ``*_KEY``."""
+        """Values that must never be shown: every ``*PASSWORD``, ``*SECRET``, ``*TOKEN``, ``*_KEY``
+        of the ``.env`` or of the process environment alone (``STRIPE_SECRET``, ``GITHUB_TOKEN``),
+        but not values too short or too common to be secret (``true``, ``null``)."""
         found = {
             value
             for key, value in self.values.items()
-            if _SECRET_KEY.search(key) and len(value) >= _MIN_SECRET_LENGTH
+            if _SECRET_KEY.search(key.upper()) and len(value.strip()) >= _MIN_SECRET_LENGTH
+            and value.strip().lower() not in _NOT_SECRETS
         }
         return tuple(sorted(found, key=len, reverse=True))
 
@@ -92,22 +110,57 @@ def comma_list(text: str | None) -> tuple[str, ...]:
     return tuple(item for part in (text or "").split(",") if (item := part.strip()))
 
 
+def shown(text: str) -> str:
+    """A refused value as an error quotes it: a plain number as it is, else ``repr``, cut to a
+    few dozen characters."""
+    if _DECIMAL.fullmatch(text):
+        return text
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
+
+
+def whole_number(text: str, minimum: int, maximum: int) -> int:
+    """A whole number in ASCII digits within ``minimum..maximum``.
+
+    Otherwise ValueError, whose message says what is wrong after the value: ``is not ...``."""
+    raw = text.strip()
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError("is not a whole number (ASCII digits only)")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"is out of range ({minimum} to {maximum})")
+    return value
+
+
+def decimal_number(text: str, minimum: float, maximum: float) -> float:
+    """A finite decimal number (``1.5``, ``2e3``) in ASCII digits within ``minimum..maximum``
+    (``nan`` and ``inf`` are refused); otherwise ValueError, as :func:`whole_number`."""
+    raw = text.strip()
+    if not _DECIMAL.fullmatch(raw):
+        raise ValueError("is not a number (ASCII digits only)")
+    value = float(raw)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"is out of range ({minimum:g} to {maximum:g})")
+    return value
+
+
 def seconds_list(text: str) -> tuple[int, ...]:
-    """A comma list of whole seconds (``10,60,300``); ValueError saying what is wrong otherwise."""
+    """A comma list of whole seconds (``10,60,300``), each ``0..MAX_SECONDS``; otherwise
+    ValueError, as :func:`whole_number`."""
     try:
-        delays = tuple(int(part) for part in text.split(","))
+        return tuple(whole_number(part, 0, MAX_SECONDS) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"{text!r} is not seconds or a comma list of seconds") from None
-    if any(delay < 0 for delay in delays):
-        raise ValueError(f"{text!r}: seconds must not be negative")
-    return delays
+        raise ValueError(f"is not whole seconds (0 to {MAX_SECONDS}, ASCII digits) or a comma list of them") from None
 
 
 def find_env_file(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The ``.env`` to read: ``explicit``, else ``$ICTQ_ENV_FILE``, else ``./.env``."""
     candidate = explicit or os.environ.get("ICTQ_ENV_FILE") or ".env"
     path = Path(candidate).expanduser()
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a name too long, a loop of links
+        raise ConfigError(f"cannot read the .env file {shown(str(candidate))}: {exc.strerror}") from None
+    if not found:
         raise ConfigError(
             f"no .env file at {path.resolve()} (run in the app directory, or pass --env-file / set ICTQ_ENV_FILE)"
         )
@@ -125,14 +178,17 @@ def load_settings(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    check_env_syntax(text, path)
     merged = parse_env(text, environment)
-    merged.update({key: value for key, value in environment.items() if key in merged or _known(key)})
+    merged.update({key: value for key, value in environment.items()
+                   if key in merged or _known(key) or _SECRET_KEY.search(key.upper())})
     return settings_from_values(merged, app_dir=path.parent, env_file=path)
 
 
 def parse_env(text: str, environment: Mapping[str, str]) -> dict[str, str]:
     """Parse ``.env`` text as Laravel does: ``${VAR}`` expands in unquoted and double-quoted
-    values (from earlier lines, else the environment), never in single-quoted ones."""
+    values (from earlier lines, else the environment), never in single-quoted ones. Lines that
+    do not parse are skipped: :func:`check_env_syntax` refuses them first."""
     values: dict[str, str] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.key is None:
@@ -145,6 +201,22 @@ def parse_env(text: str, environment: Mapping[str, str]) -> dict[str, str]:
             scope = {**environment, **values}
             values[binding.key] = "".join(atom.resolve(scope) for atom in parse_variables(raw))  # type: ignore[arg-type]
     return values
+
+
+def check_env_syntax(text: str, path: Path) -> None:
+    """Refuse ``.env`` text with a line that does not parse (no ``=``, an unterminated quote):
+    ConfigError naming the file and the line number, never the line (it may hold a secret)."""
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error or (binding.key is not None and binding.value is None):
+            line = _first_line(binding.original.string, binding.original.line)
+            raise ConfigError(f"{path}, line {line}: not KEY=value (a line without '=', or an unterminated "
+                              "quote); fix or remove it")
+
+
+def _first_line(chunk: str, line: int) -> int:
+    """The line number of the first non-blank line of ``chunk``, which starts at ``line``."""
+    blank = chunk[: len(chunk) - len(chunk.lstrip())]
+    return line + len(_LINE_BREAK.findall(blank))
 
 
 def _known(key: str) -> bool:
@@ -165,12 +237,12 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         queue_table=reader.identifier("DB_QUEUE_TABLE", "jobs"),
         failed_table=reader.identifier("ICTQ_FAILED_TABLE", "failed_jobs"),
         default_queue=reader.text("DB_QUEUE", "default") or "default",
-        retry_after=reader.integer("DB_QUEUE_RETRY_AFTER", 90, minimum=1),
+        retry_after=reader.integer("DB_QUEUE_RETRY_AFTER", 90, minimum=1, maximum=MAX_SECONDS),
         job_modules=comma_list(reader.text("ICTQ_JOBS", "")),
         log_file=None if log_file in ("", "-") else _resolve(app_dir, log_file),
         log_level=reader.choice("ICTQ_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
         values=dict(values),
-        prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0),
+        prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0, maximum=MAX_HOURS),
         beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=10),  # a third of DEAD_AFTER at most
         prune_every=reader.seconds("ICTQ_PRUNE_EVERY", 3600.0, minimum=0.05, maximum=7 * 24 * 3600),
     )
@@ -184,7 +256,7 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
         return DatabaseSettings(
             connection=connection,
             database=database,
-            busy_timeout_ms=reader.integer("DB_BUSY_TIMEOUT", 5000, minimum=0),
+            busy_timeout_ms=reader.integer("DB_BUSY_TIMEOUT", 5000, minimum=0, maximum=3_600_000),  # an hour
             synchronous=reader.choice("DB_SYNCHRONOUS", SQLITE_SYNCHRONOUS, "FULL", upper=True),
             journal_mode=reader.choice("DB_JOURNAL_MODE", SQLITE_JOURNAL_MODES, "WAL", upper=True),
             worker_synchronous_commit=_worker_synchronous_commit(reader),
@@ -233,31 +305,23 @@ class _Reader:
             raise ConfigError(f"{key}={value!r} is not supported (use one of: {', '.join(allowed)})")
         return value
 
-    def integer(self, key: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
         raw = self.text(key, "")
         if raw == "":
             return default
         try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key}={raw!r} is not a whole number") from None
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{key}={value} is too small (minimum {minimum})")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{key}={value} is too large (maximum {maximum})")
-        return value
+            return whole_number(raw, minimum, maximum)
+        except ValueError as exc:
+            raise ConfigError(f"{key}={shown(raw)} {exc}") from None
 
     def seconds(self, key: str, default: float, minimum: float, maximum: float) -> float:
         raw = self.text(key, "")
         if raw == "":
             return default
         try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{key}={raw!r} is not a number of seconds") from None
-        if not minimum <= value <= maximum:  # also refuses nan and inf
-            raise ConfigError(f"{key}={raw} is out of range ({minimum} to {maximum} seconds)")
-        return value
+            return decimal_number(raw, minimum, maximum)
+        except ValueError as exc:
+            raise ConfigError(f"{key}={shown(raw)} {exc} seconds") from None
 
     def identifier(self, key: str, default: str) -> str:
         value = self.text(key, default) or default

@@ -12,12 +12,14 @@ defaults and templates there. Templates are looked up in ``--templates DIR``, ``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ictq.config import MAX_COUNT, MAX_MEGABYTES, MAX_SECONDS, MAX_TRIES, seconds_list, shown
 from ictq.errors import ConfigError
 
 #: The deploy role (roles/ictq_worker), as shipped with the package.
@@ -28,6 +30,26 @@ PROGRAM_TEMPLATE = "etc/supervisor/conf.d/laravel-worker.conf.j2"
 TEMPLATES_ENV = "ICTQ_TEMPLATES"
 
 T = TypeVar("T")
+
+MAX_PROCS = 1000  #: worker processes in one program
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)  # a program or account name
+_BYTES = re.compile(r"[0-9]{1,12}(KB|MB|GB)?", re.ASCII)
+#: Characters Supervisor gives a meaning to in a value: INI sections, comments and ``%(x)s``
+#: expansions; the shell-like split of ``command=`` (quotes, backslashes); ``,`` is allowed
+#: (queue lists), ``=`` too (``--opt=value``).
+_SUPERVISOR_SPECIAL = frozenset("[];#%\"'\\`")
+
+
+def unsafe_in_supervisor(value: str) -> str | None:
+    """What makes ``value`` unsafe in a Supervisor program file, or None."""
+    if not value:
+        return "must not be empty"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "must not hold blanks, line breaks or control characters"
+    found = sorted(set(value) & _SUPERVISOR_SPECIAL)
+    if found:
+        return f"must not hold {' '.join(found)} (Supervisor reads them as syntax)"
+    return None
 
 
 @cache
@@ -83,7 +105,11 @@ class WorkerProgram:
     supervisor_log_backups: int = _role_default("supervisor_log_backups", int)
 
     def check(self) -> None:
-        """Refuse what the role refuses, saying what to change."""
+        """Refuse what the role refuses, saying what to change; and any value that would change the
+        meaning of the file: Supervisor reads it as INI (``[section]``, ``;`` and ``#`` comments,
+        ``%(name)s`` expansions) and splits ``command=`` like a shell (blanks, quotes, backslashes)."""
+        self._check_text()
+        self._check_numbers()
         if self.numprocs < 1:
             raise ConfigError(f"numprocs={self.numprocs}: run at least one worker (--numprocs)")
         if not 1 <= self.timeout < self.retry_after:
@@ -98,6 +124,42 @@ class WorkerProgram:
             )
         if self.user in ("root", "0"):
             raise ConfigError("workers never run as root: pass --user with an unprivileged account")
+
+    def _check_text(self) -> None:
+        names = {"program": self.program, "user": self.user}
+        for option, value in names.items():
+            if not _NAME.fullmatch(value):
+                raise ConfigError(f"--{option} {shown(value)}: use letters, digits, '.', '_' and '-' only "
+                                  "(not starting with '-')")
+        texts = {"queue": self.queue, "backoff": self.backoff, "app-dir": self.app_dir, "venv": self.venv,
+                 "log-dir": self.supervisor_log_dir}
+        for option, value in texts.items():
+            if problem := unsafe_in_supervisor(value):
+                raise ConfigError(f"--{option} {shown(value)}: {problem}")
+        for arg in self.extra_args:
+            if problem := unsafe_in_supervisor(arg):
+                raise ConfigError(f"--extra-arg {shown(arg)}: {problem}")
+        if any(not part.strip() for part in self.queue.split(",")):
+            raise ConfigError(f"--queue {shown(self.queue)}: name one queue or more, comma-separated, none empty")
+        try:
+            seconds_list(self.backoff)
+        except ValueError as exc:
+            raise ConfigError(f"--backoff {shown(self.backoff)} {exc}") from None
+        if not _BYTES.fullmatch(self.supervisor_log_maxbytes):
+            raise ConfigError(f"ictq_worker_supervisor_log_maxbytes {shown(self.supervisor_log_maxbytes)}: "
+                              "a size such as 10MB")
+
+    def _check_numbers(self) -> None:
+        if self.numprocs > MAX_PROCS:
+            raise ConfigError(f"numprocs={self.numprocs}: at most {MAX_PROCS} worker processes (--numprocs)")
+        ranges = {"sleep": (self.sleep, MAX_SECONDS), "tries": (self.tries, MAX_TRIES),
+                  "timeout": (self.timeout, MAX_SECONDS), "memory": (self.memory, MAX_MEGABYTES),
+                  "max-time": (self.max_time, MAX_SECONDS), "max-jobs": (self.max_jobs, MAX_COUNT),
+                  "stopwaitsecs": (self.stopwaitsecs, MAX_SECONDS), "retry-after": (self.retry_after, MAX_SECONDS),
+                  "supervisor-log-backups": (self.supervisor_log_backups, MAX_COUNT)}
+        for option, (value, maximum) in ranges.items():
+            if not 0 <= value <= maximum:
+                raise ConfigError(f"--{option} {value} is out of range (0 to {maximum})")
 
     def variables(self) -> dict[str, Any]:
         """The template's variables: the role's names (``ictq_worker_*``)."""

@@ -3,7 +3,9 @@
 Every error ictq raises on purpose is an :class:`IctqError`. The class docstring is the
 default message, so ``raise UnknownJob()`` still says something useful. The CLI turns any
 ``IctqError`` into one line on stderr and a non-zero exit code; the worker loop catches only
-:class:`DatabaseUnavailable` (the connection branch) and retries it with backoff.
+:class:`DatabaseUnavailable` (the connection branch) and retries it with backoff. A
+:class:`DatabaseRefused` (the database will not take ictq, and waiting does not change that)
+stops a worker with one line, at start-up or later.
 
 Two kinds of exception are raised *by job handlers* to steer the worker, not by ictq on failure:
 :class:`Release` and :class:`Fail` (both under :class:`JobControl`). One class stands outside the
@@ -56,6 +58,22 @@ class DatabaseUnavailable(DatabaseError):
     Raised for a refused, lost or timed-out connection, and for statements that lost a deadlock
     or a lock wait. The connection is dropped; the next call opens a new one.
     """
+
+
+class DatabaseRefused(DatabaseError):
+    """The database refuses ictq for good (a file it cannot open or write); retrying does not help.
+
+    Not a :class:`DatabaseUnavailable`: a worker that meets it stops (exit 1) rather than wait.
+    """
+
+
+class DatabaseMisconfigured(DatabaseRefused):
+    """The database settings are wrong (wrong user or password, a database that does not exist).
+
+    A configuration error: exit code 2, as for :class:`ConfigError`.
+    """
+
+    exit_code = 2
 
 
 class SchemaError(DatabaseError):

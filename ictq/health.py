@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ictq import ops
-from ictq.config import comma_list
+from ictq.config import MAX_COUNT, comma_list, shown, whole_number
 from ictq.db import Storage
 from ictq.db.workers import WorkersRepository
 
@@ -50,15 +50,20 @@ class Threshold:
 
 
 def parse_threshold(text: str, minimum: bool = False) -> Threshold:
-    """``N`` or ``WARN,CRIT`` (non-negative integers); raises ValueError with a readable message."""
-    parts = [part.strip() for part in text.split(",")]
-    if len(parts) > 2 or not all(part.isdigit() for part in parts):
-        raise ValueError(f"{text!r} is not a number N or a pair WARN,CRIT of whole numbers")
-    warn, crit = int(parts[0]), int(parts[-1])
+    """``N`` or ``WARN,CRIT`` (whole numbers, 0 to ``MAX_COUNT``); raises ValueError with a readable message."""
+    parts = text.split(",")
+    try:
+        if len(parts) > 2:
+            raise ValueError(text)
+        numbers = [whole_number(part, 0, MAX_COUNT) for part in parts]
+    except ValueError:
+        raise ValueError(f"{shown(text)} is not a number N or a pair WARN,CRIT of whole numbers "
+                         f"(0 to {MAX_COUNT}, ASCII digits)") from None
+    warn, crit = numbers[0], numbers[-1]
     if minimum and warn < crit:
-        raise ValueError(f"{text!r}: for a minimum the warning level must not be below the critical one")
+        raise ValueError(f"{shown(text)}: for a minimum the warning level must not be below the critical one")
     if not minimum and warn > crit:
-        raise ValueError(f"{text!r}: the warning level must not be above the critical one")
+        raise ValueError(f"{shown(text)}: the warning level must not be above the critical one")
     return Threshold(warn, crit, minimum)
 
 

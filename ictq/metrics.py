@@ -25,6 +25,10 @@ The counters and the histogram are sums over the workers' rows in ``ictq_worker_
 worker writes them every few seconds, so a worker killed with ``kill -9`` loses its last few
 seconds of counts, and the rows of a worker dead for 24 hours are forgotten (Prometheus sees
 a counter reset, which ``rate()`` handles).
+
+Label values come from rows anyone may have written: each is masked (the secrets of the
+settings), made printable (control characters and undecodable bytes escaped) and cut at
+:data:`MAX_LABEL` characters, so that no row can make a scrape fail.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ from ictq import logs, ops, payload
 from ictq.db import Storage, stats
 from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.db.workers import WorkerRecord, WorkersRepository
+from ictq.display import NO_SECRETS, Masker, printable, text_of
 from ictq.errors import IctqError
 
 HEAD_CHARS = 1000
 HEAD_BATCH = 1000
+MAX_LABEL = 255
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,12 @@ def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:
                     WorkersRepository(storage).all())
 
 
-def families(snapshot: Snapshot) -> Iterator[Metric]:
-    """The metric families for one snapshot."""
+def families(snapshot: Snapshot, masker: Masker = NO_SECRETS) -> Iterator[Metric]:
+    """The metric families for one snapshot (label values through :func:`label`)."""
+
+    def label(value: object) -> str:
+        return printable(masker.bounded(text_of(value), MAX_LABEL * 2), MAX_LABEL)
+
     jobs = GaugeMetricFamily("ictq_queue_jobs", "Jobs in the jobs table by queue and state.",
                              labels=["queue", "state"])
     oldest = GaugeMetricFamily("ictq_queue_oldest_pending_age_seconds",
@@ -95,27 +105,30 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     recent = GaugeMetricFamily("ictq_failed_jobs_last_hour", "Jobs that failed in the last hour.", labels=["queue"])
     for row in snapshot.sizes:
         for state in ops.STATES:
-            jobs.add_metric([row.queue, state], getattr(row, state))
-        oldest.add_metric([row.queue], row.oldest_pending_age or 0)
-        recent.add_metric([row.queue], row.failed_last_hour)
+            jobs.add_metric([label(row.queue), state], getattr(row, state))
+        oldest.add_metric([label(row.queue)], row.oldest_pending_age or 0)
+        recent.add_metric([label(row.queue)], row.failed_last_hour)
     failed = GaugeMetricFamily("ictq_failed_jobs", "Rows in failed_jobs by queue and job name.",
                                labels=["queue", "job"])
-    for (queue, job), count in sorted(snapshot.failed.items()):
-        failed.add_metric([queue, job], count)
+    counted: Counter[tuple[str, str]] = Counter()
+    for (queue, job), count in snapshot.failed.items():
+        counted[(label(queue), label(job))] += count
+    for labels, count in sorted(counted.items()):
+        failed.add_metric(list(labels), count)
     yield from (jobs, oldest, failed, recent)
-    yield from _job_families(snapshot.stats)
+    yield from _job_families(snapshot.stats, label)
     alive = sum(1 for w in snapshot.workers if w.alive(snapshot.now))
     yield GaugeMetricFamily("ictq_workers_alive", "Workers beating, on every host.", value=alive)
     yield GaugeMetricFamily("ictq_workers_dead", "Workers whose beats stopped (kept for a day).",
                             value=len(snapshot.workers) - alive)
 
 
-def _job_families(rows: Sequence[stats.StatsRow]) -> Iterator[Metric]:
+def _job_families(rows: Sequence[stats.StatsRow], label: Callable[[object], str]) -> Iterator[Metric]:
     counts: dict[tuple[str, str], int] = {}
     sums: dict[tuple[str, str], float] = {}
     buckets: dict[tuple[str, str], list[int]] = {}
     for row in rows:
-        key = (row.job, row.outcome)
+        key = (label(row.job), label(row.outcome))
         counts[key] = counts.get(key, 0) + row.count
         sums[key] = sums.get(key, 0.0) + row.duration_sum
         merged = buckets.setdefault(key, [0] * len(stats.DURATION_BUCKETS))
@@ -144,8 +157,9 @@ class QueueCollector(Collector):
     """Reads the database at every scrape; one scrape at a time (a storage is one connection)."""
 
     def __init__(self, open_storage: Callable[[], Storage], logger: logging.Logger | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, masker: Masker = NO_SECRETS) -> None:
         self._open = open_storage
+        self._masker = masker
         self._storage: Storage | None = None
         self._names = FailedNames()
         self._lock = threading.Lock()
@@ -161,7 +175,7 @@ class QueueCollector(Collector):
             yield GaugeMetricFamily("ictq_up", "1 when the database answered this scrape.",
                                     value=0 if snapshot is None else 1)
             if snapshot is not None:
-                yield from families(snapshot)
+                yield from families(snapshot, self._masker)
             yield GaugeMetricFamily("ictq_scrape_duration_seconds", "Seconds this scrape took.",
                                     value=time.monotonic() - started)
 

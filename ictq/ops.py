@@ -15,11 +15,13 @@ from ictq import payload
 from ictq.db import Storage
 from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
+from ictq.display import text_of
 from ictq.errors import NotFound, first_line
 
 STATES = JOB_STATES
 RETRY_BATCH = 500
 PRUNE_CHUNK = 1000
+MAX_REASON = 1000  # characters of an exception's first line in listings (``failed``, ``failed --json``)
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,17 @@ class FailedRow:
 
     @property
     def reason(self) -> str:
-        """The exception's first line."""
-        return first_line(self.exception)
+        """The exception's first line, at most :data:`MAX_REASON` characters."""
+        head = self.exception[: MAX_REASON * 4]
+        reason = first_line(head)
+        return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
     @classmethod
     def of(cls, job: FailedJob) -> FailedRow:
-        return cls(id=job.id, uuid=job.uuid, connection=job.connection, queue=job.queue,
-                   name=payload.name_of(job.payload), failed_at=job.failed_at, exception=job.exception,
-                   payload=job.payload)
+        """The row as text whatever its columns hold (bytes of a SQLite BLOB, undecodable text)."""
+        return cls(id=job.id, uuid=text_of(job.uuid), connection=text_of(job.connection), queue=text_of(job.queue),
+                   name=payload.name_of(job.payload), failed_at=text_of(job.failed_at),
+                   exception=text_of(job.exception), payload=text_of(job.payload))
 
     def as_dict(self, full: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -87,9 +92,9 @@ class FailedRow:
 
 def sizes(storage: Storage, now: int, queues: Sequence[str] = ()) -> list[QueueSize]:
     """Per queue: pending (available now), delayed, reserved, oldest pending age, failed counts."""
-    counts = {row.queue: row for row in JobsRepository(storage).counts(now)}
+    counts = {text_of(row.queue): row for row in JobsRepository(storage).counts(now)}
     since = datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1)
-    failed = {row.queue: row for row in FailedJobsRepository(storage).counts(since)}
+    failed = {text_of(row.queue): row for row in FailedJobsRepository(storage).counts(since)}
     names = list(queues) or sorted(set(counts) | set(failed))
     result = []
     for name in names:
@@ -110,7 +115,8 @@ def total(rows: Sequence[QueueSize]) -> QueueSize:
 
 def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, limit: int) -> list[JobRow]:
     """Queued jobs, oldest first, across ``queues`` (all when empty)."""
-    names = list(queues) or [row.queue for row in sizes(storage, now)]
+    # A queue name the driver cannot send back (undecodable bytes of a SQLite row) is skipped.
+    names = list(queues) or [row.queue for row in sizes(storage, now) if _sendable(row.queue)]
     repository = JobsRepository(storage)
     found: list[JobRow] = []
     for queue in names:
@@ -118,8 +124,16 @@ def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, lim
     return sorted(found, key=lambda job: job.id)[:limit]
 
 
+def _sendable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _job_row(job: QueuedJob, now: int) -> JobRow:
-    return JobRow(job.id, job.queue, payload.name_of(job.payload), job.attempts, job.state(now),
+    return JobRow(job.id, text_of(job.queue), payload.name_of(job.payload), job.attempts, job.state(now),
                   max(0, now - job.created_at), max(0, job.available_at - now),
                   None if job.reserved_at is None else max(0, now - job.reserved_at))
 
@@ -160,13 +174,22 @@ def failed_all(storage: Storage, queue: str = ALL_QUEUES, low: int = 0, high: in
 
 
 def retry(storage: Storage, rows: Sequence[FailedRow], now: int) -> int:
-    """Put failed jobs back on their queue, payload unchanged and attempts reset, in one transaction."""
+    """Put failed jobs back on their queue, payload unchanged and attempts reset, in one
+    transaction; return how many this call moved.
+
+    Each exactly once, whatever runs at the same time: the failed row is deleted first, and only
+    the transaction whose delete took it inserts the job (a concurrent ``ictq retry`` waits on
+    the row's lock, then deletes nothing and skips it). Rows go in id order, so two retries
+    lock them in the same order and do not deadlock.
+    """
     jobs, failed = JobsRepository(storage), FailedJobsRepository(storage)
+    moved = 0
     with storage.transaction():
-        for row in rows:
-            jobs.requeue(row.queue, row.payload, now)
-            failed.delete(row.id)
-    return len(rows)
+        for row in sorted(rows, key=lambda row: row.id):
+            if failed.delete(row.id):
+                jobs.requeue(row.queue, row.payload, now)
+                moved += 1
+    return moved
 
 
 def forget(storage: Storage, row: FailedRow) -> bool:

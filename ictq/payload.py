@@ -8,6 +8,7 @@ they can be listed and failed with a clear reason, but a PHP job is never execut
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from ictq.config import MAX_SECONDS
+from ictq.display import printable, text_of
 from ictq.errors import DispatchError, InvalidPayload
 
 _UUID_FIELD = re.compile(r'"uuid"\s*:\s*"([0-9A-Za-z-]{1,64})"')
@@ -230,13 +233,13 @@ def parse(text: str | bytes) -> Envelope:
         display_name=job if display_name is None else _string(fields, "displayName", required=False) or job,
         job=job,
         data=get("data"),
-        max_tries=None if get("maxTries") is None else _optional_int(fields, "maxTries"),
-        max_exceptions=None if get("maxExceptions") is None else _optional_int(fields, "maxExceptions"),
+        max_tries=None if get("maxTries") is None else _count(fields, "maxTries"),
+        max_exceptions=None if get("maxExceptions") is None else _count(fields, "maxExceptions"),
         fail_on_timeout=bool(get("failOnTimeout") or False),
         backoff=None if backoff is None else _backoff(backoff),
-        timeout=None if get("timeout") is None else _optional_int(fields, "timeout"),
-        retry_until=None if get("retryUntil") is None else _optional_int(fields, "retryUntil"),
-        exceptions=0 if get("exceptions") is None else _optional_int(fields, "exceptions") or 0,
+        timeout=None if get("timeout") is None else min(MAX_TIMEOUT, _count(fields, "timeout")),
+        retry_until=None if get("retryUntil") is None else _whole(get("retryUntil"), "retryUntil"),
+        exceptions=0 if get("exceptions") is None else _count(fields, "exceptions"),
         fields=fields,
     )
 
@@ -265,6 +268,7 @@ def uuid_from_text(text: str) -> str | None:
 
 
 UNREADABLE_NAME = "(unreadable payload)"
+MAX_NAME = 255  # characters of a job name as shown (commands, logs, metrics labels)
 _DISPLAY_NAME = re.compile(r'"displayName"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 
@@ -273,28 +277,30 @@ def name_of(text: str | bytes | None) -> str:
 
     The one rule for "which job is this row" wherever a payload is shown: a payload that parses
     gives the envelope's display name; one that does not, the ``displayName`` field found in it.
+    Any row gives a name safe to show: control characters and undecodable bytes escaped, at
+    most :data:`MAX_NAME` characters (see :func:`ictq.display.printable`).
     """
     if text is None:
         return UNREADABLE_NAME
     try:
-        return parse(text).display_name
-    except InvalidPayload:
+        return printable(parse(text).display_name, MAX_NAME) or UNREADABLE_NAME
+    except (InvalidPayload, ValueError, TypeError, RecursionError):
         return name_in_head(text)
 
 
 def name_in_head(head: str | bytes | None) -> str:
     """The ``displayName`` found in the first characters of a payload, without parsing the whole
     (a scrape reads only a payload's head), or :data:`UNREADABLE_NAME`."""
-    if isinstance(head, bytes):
-        head = head.decode("utf-8", errors="replace")
-    match = _DISPLAY_NAME.search(head or "")
+    if head is None:
+        return UNREADABLE_NAME
+    match = _DISPLAY_NAME.search(text_of(head))
     if match is None:
         return UNREADABLE_NAME
     try:
         name = json.loads(match.group(1))
     except ValueError:
         return UNREADABLE_NAME
-    return name if isinstance(name, str) and name else UNREADABLE_NAME
+    return printable(name, MAX_NAME) if isinstance(name, str) and name else UNREADABLE_NAME
 
 
 def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:
@@ -306,27 +312,60 @@ def _string(fields: Mapping[str, Any], key: str, required: bool) -> str | None:
     return value
 
 
-def _optional_int(fields: Mapping[str, Any], key: str) -> int | None:
-    value = fields.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidPayload(f"payload field {key!r} must be a number, got {_kind(value)}")
-    try:
+MAX_DELAY = MAX_SECONDS
+"""The longest wait (seconds) a payload's ``backoff`` entry gives (365 days, the limit of every
+duration ictq takes): longer ones are clamped to it, negative ones to 0."""
+MAX_TIMEOUT = MAX_SECONDS
+"""The longest ``timeout`` (seconds) a payload gives a job (365 days, as ``--timeout``): a longer
+one is clamped to it."""
+
+
+def _count(fields: Mapping[str, Any], key: str) -> int:
+    """A non-negative whole number (``maxTries``, ``maxExceptions``, ``timeout``, ``exceptions``)."""
+    value = _whole(fields.get(key), key)
+    if value < 0:
+        raise InvalidPayload(f"payload field {key!r} must not be negative, got {value}")
+    return value
+
+
+def _whole(value: Any, key: str) -> int:
+    """A JSON number that is a whole number (``3`` or ``3.0``); anything else fails the job."""
+    if type(value) is int:
+        return value
+    if isinstance(value, float) and value.is_integer():  # not NaN nor infinite
         return int(value)
-    except (ValueError, OverflowError):
-        raise InvalidPayload(f"payload field {key!r} must be a number, got {value!r:.40}") from None
+    if isinstance(value, float):
+        raise InvalidPayload(f"payload field {key!r} must be a whole number, got {value!r}")
+    raise InvalidPayload(f"payload field {key!r} must be a whole number, got {_kind(value)}")
 
 
 def _backoff(value: Any) -> tuple[int, ...] | None:
-    """Laravel stores backoff as ``"1,5,10"``; accept a number or a list too."""
-    if value is None or value == "":
+    """Laravel stores backoff as ``"1,5,10"``; accept a number or a list too. Each entry is a
+    whole number of seconds, clamped into ``[0, MAX_DELAY]``."""
+    if isinstance(value, str):
+        return _backoff_text(value)
+    if value == []:
         return None
-    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
-    try:
-        return tuple(max(0, int(item)) for item in items)
-    except (TypeError, ValueError):
-        raise InvalidPayload(f"payload field 'backoff' is not a list of seconds: {value!r:.40}") from None
+    return tuple(_delay(_whole(item, "backoff")) for item in (value if isinstance(value, list) else [value]))
+
+
+@functools.lru_cache(maxsize=256)
+def _backoff_text(value: str) -> tuple[int, ...] | None:
+    """``"1,5,10"`` (remembered: the jobs of one dispatch share it)."""
+    if not value:
+        return None
+    items = []
+    for part in value.split(","):
+        text = part.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()):
+            raise InvalidPayload(f"payload field 'backoff' is not a list of seconds: {value!r:.40}")
+        items.append(_delay(int(text) if len(digits) <= 18 else -1 if text[0] == "-" else MAX_DELAY))
+    return tuple(items)
+
+
+def _delay(seconds: int) -> int:
+    return MAX_DELAY if seconds > MAX_DELAY else 0 if seconds < 0 else seconds
 
 
 def _kind(value: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ictq.jobs import JobSpec
-from ictq.payload import Envelope
+from ictq.payload import MAX_DELAY, Envelope
 
 
 class Policy(NamedTuple):  # a named tuple: one is made per job
@@ -37,6 +37,16 @@ def resolve(envelope: Envelope, spec: JobSpec, tries: int, backoff: tuple[int, .
 def backoff_delay(policy: Policy, attempts: int) -> int:
     """Seconds before the next attempt under ``policy`` (see :func:`delay_after`)."""
     return delay_after(policy.backoff, attempts)
+
+
+def requested_delay(delay: object) -> int:
+    """A delay a job asked for (``Release(delay=...)``), as whole seconds clamped into
+    ``[0, MAX_DELAY]``; what is not a finite number counts as 0."""
+    if type(delay) is int:
+        return MAX_DELAY if delay > MAX_DELAY else max(0, delay)
+    if isinstance(delay, float) and delay == delay:  # not NaN
+        return int(min(float(MAX_DELAY), max(0.0, delay)))
+    return 0
 
 
 def delay_after(backoff: tuple[int, ...], attempt: int) -> int:

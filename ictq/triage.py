@@ -26,11 +26,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ictq import ops
+from ictq import display, ops
 from ictq.db import Storage
 from ictq.errors import GroupNotFound, first_line
 
 MAX_SIGNATURE = 240
+# Only the start of a message is normalised: the signature keeps 240 characters, and some rules
+# (an e-mail address in a long run of word characters) cost the square of the text's length.
+NORMALISED_PART = 1000
 GROUP_ID_LENGTH = 10
 MIN_PREFIX = 4
 
@@ -73,15 +76,16 @@ def _looks_like_class(token: str) -> bool:
 
 def normalise(message: str) -> str:
     """The message with numbers, ids and addresses replaced by placeholders."""
-    text = " ".join(message.split())
+    text = " ".join(message[:NORMALISED_PART].split())
     for pattern, placeholder in _RULES:
         text = pattern.sub(placeholder, text)
     return text if len(text) <= MAX_SIGNATURE else text[: MAX_SIGNATURE - 3] + "..."
 
 
 def signature(exception: str) -> str:
-    """``Class: normalised message`` for the first line of ``failed_jobs.exception``."""
-    cls, message = split_first_line(exception)
+    """``Class: normalised message`` for the first line of ``failed_jobs.exception``, secrets
+    masked first (normalised, a secret would no longer be recognised)."""
+    cls, message = split_first_line(display.mask(exception))
     normalised = normalise(message)
     if cls and normalised:
         return f"{cls}: {normalised}"
@@ -89,7 +93,7 @@ def signature(exception: str) -> str:
 
 
 def group_id(job: str, sig: str) -> str:
-    return hashlib.sha1(f"{job}\n{sig}".encode()).hexdigest()[:GROUP_ID_LENGTH]
+    return hashlib.sha1(f"{job}\n{sig}".encode("utf-8", "backslashreplace")).hexdigest()[:GROUP_ID_LENGTH]
 
 
 @dataclass

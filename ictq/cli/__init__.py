@@ -25,7 +25,7 @@ from ictq.errors import IctqError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--env-file", type=click.Path(dir_okay=False), envvar="ICTQ_ENV_FILE",
+@click.option("--env-file", envvar="ICTQ_ENV_FILE",  # checked when first read: `ictq health` answers UNKNOWN
               help="The application's .env (default: ./.env; env ICTQ_ENV_FILE).")
 @click.version_option(__version__, prog_name="ictq")
 @click.pass_context
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see: {exc.ctx.command_path} --help)"
-        click.echo(f"ictq: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"ictq: error: {state.one_line(exc.format_message())}{hint}", err=True)
         sys.exit(exc.exit_code)
     except IctqError as exc:
         click.echo(f"ictq: error: {state.one_line(str(exc))}", err=True)

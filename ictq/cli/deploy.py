@@ -13,8 +13,10 @@ from typing import Any
 
 import click
 
+from ictq.cli.options import BACKOFF, COUNT, MEGABYTES, QUEUES, TRIES, WHOLE_SECONDS, WholeNumber
 from ictq.cli.state import State, pass_state
-from ictq.deploy import TEMPLATES_ENV, WorkerProgram, find_templates, render_program
+from ictq.config import shown
+from ictq.deploy import MAX_PROCS, TEMPLATES_ENV, WorkerProgram, find_templates, render_program
 from ictq.errors import ConfigError
 
 
@@ -23,9 +25,17 @@ def _retry_after(state: State) -> int:
     try:
         return state.settings.retry_after
     except ConfigError:
-        if state.env_file:
+        if state.env_file or Path(".env").exists():  # a .env that is there but wrong is never skipped
             raise
         return WorkerProgram.retry_after
+
+
+PROCS = WholeNumber(0, MAX_PROCS)
+
+
+def _backoff_text(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--backoff as it goes into the program's command line, checked here (seconds_list's rule)."""
+    return ",".join(str(delay) for delay in BACKOFF.convert(value, param, ctx))
 
 
 @click.command("supervisor-config")
@@ -35,19 +45,19 @@ def _retry_after(state: State) -> int:
 @click.option("--user", default=WorkerProgram.user, show_default=True,
               help="The account the workers run as (not root).")
 @click.option("--program", default=WorkerProgram.program, show_default=True, help="Supervisor program (group) name.")
-@click.option("--numprocs", type=int, default=WorkerProgram.numprocs, show_default=True, help="Worker processes.")
-@click.option("--queue", default=WorkerProgram.queue, show_default=True, help="Queues, comma-separated.")
-@click.option("--sleep", type=click.IntRange(min=0), default=WorkerProgram.sleep, show_default=True)
-@click.option("--tries", type=click.IntRange(min=0), default=WorkerProgram.tries, show_default=True)
-@click.option("--backoff", default=WorkerProgram.backoff, show_default=True)
-@click.option("--timeout", type=int, default=WorkerProgram.timeout, show_default=True,
+@click.option("--numprocs", type=PROCS, default=WorkerProgram.numprocs, show_default=True, help="Worker processes.")
+@click.option("--queue", type=QUEUES, default=WorkerProgram.queue, show_default=True, help="Queues, comma-separated.")
+@click.option("--sleep", type=WHOLE_SECONDS, default=WorkerProgram.sleep, show_default=True)
+@click.option("--tries", type=TRIES, default=WorkerProgram.tries, show_default=True)
+@click.option("--backoff", default=WorkerProgram.backoff, show_default=True, callback=_backoff_text)
+@click.option("--timeout", type=WHOLE_SECONDS, default=WorkerProgram.timeout, show_default=True,
               help="Seconds a job may run; below DB_QUEUE_RETRY_AFTER.")
-@click.option("--memory", type=click.IntRange(min=0), default=WorkerProgram.memory, show_default=True)
-@click.option("--max-time", type=click.IntRange(min=0), default=WorkerProgram.max_time, show_default=True)
-@click.option("--max-jobs", type=click.IntRange(min=0), default=WorkerProgram.max_jobs, show_default=True)
-@click.option("--stopwaitsecs", type=int, default=WorkerProgram.stopwaitsecs, show_default=True,
+@click.option("--memory", type=MEGABYTES, default=WorkerProgram.memory, show_default=True)
+@click.option("--max-time", type=WHOLE_SECONDS, default=WorkerProgram.max_time, show_default=True)
+@click.option("--max-jobs", type=COUNT, default=WorkerProgram.max_jobs, show_default=True)
+@click.option("--stopwaitsecs", type=WHOLE_SECONDS, default=WorkerProgram.stopwaitsecs, show_default=True,
               help="Seconds Supervisor waits after TERM; above --timeout.")
-@click.option("--retry-after", type=int, default=None,
+@click.option("--retry-after", type=WHOLE_SECONDS, default=None,
               help="DB_QUEUE_RETRY_AFTER to check --timeout against (default: from the .env, else 90).")
 @click.option("--log-dir", "supervisor_log_dir", default=WorkerProgram.supervisor_log_dir, show_default=True,
               help="Where Supervisor writes one log per process.")
@@ -77,5 +87,9 @@ def supervisor_config(state: State, /, app_dir: str, retry_after: int | None, te
     if output is None:
         click.echo(text, nl=False)
         return
-    Path(output).write_text(text)
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {shown(output)}: {exc.strerror or type(exc).__name__}",
+                                 param_hint="'-o' / '--output'") from None
     click.echo(f"wrote {output}; now: supervisorctl reread && supervisorctl update", err=True)

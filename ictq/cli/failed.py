@@ -13,15 +13,16 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from ictq import ops, triage
-from ictq.cli.options import comma_list, json_option, queue_option
-from ictq.cli.output import emit, table
+from ictq.cli.options import FAILED_REF, HOURS, LIMIT, NAME, QUEUE, QUEUES, comma_list, json_option, queue_option
+from ictq.cli.output import emit, say, table
 from ictq.cli.state import State, pass_state
+from ictq.config import MAX_ID, shown, whole_number
 from ictq.db import Storage
 
 
 @click.group(invoke_without_command=True)
 @queue_option
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @click.option("--group", "grouped", is_flag=True,
               help="Group by job and error signature (numbers, ids, addresses normalised), biggest first.")
 @json_option
@@ -51,7 +52,7 @@ def failed(ctx: click.Context, state: State, queue: str | None, limit: int, grou
 
 
 @failed.command("show")
-@click.argument("ref")
+@click.argument("ref", type=FAILED_REF)
 @json_option
 @pass_state
 def failed_show(state: State, ref: str, as_json: bool) -> None:
@@ -68,12 +69,16 @@ def _id_range(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     low, sep, high = value.partition("-")
-    if not (sep and low.strip().isdigit() and high.strip().isdigit()) or int(low) > int(high):
-        raise click.BadParameter(f"{value!r} is not a range of ids like 10-20", param_hint="--range")
-    return int(low), int(high)
+    try:
+        bounds = whole_number(low, 0, MAX_ID), whole_number(high, 0, MAX_ID)
+    except ValueError:
+        bounds = (1, 0)
+    if not sep or bounds[0] > bounds[1]:
+        raise click.BadParameter(f"{shown(value)} is not a range of ids like 10-20", param_hint="--range")
+    return bounds
 
 
-group_option = click.option("--group", "group_ref", metavar="ID",
+group_option = click.option("--group", "group_ref", type=NAME, metavar="ID",
                             help="A group of failed jobs from `ictq failed --group` (its id or a prefix).")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Only say which failed jobs it would touch.")
 
@@ -93,8 +98,8 @@ def _selected(storage: Storage, refs: tuple[str, ...], queue: str | None, bounds
 
 
 @click.command()
-@click.argument("refs", nargs=-1)
-@click.option("--queue", help="With 'all', --range or --group: only failed jobs of this queue.")
+@click.argument("refs", nargs=-1, type=FAILED_REF)
+@click.option("--queue", type=QUEUE, help="With 'all', --range or --group: only failed jobs of this queue.")
 @click.option("--range", "id_range", help="Retry failed jobs with ids in this range, e.g. 10-20.")
 @group_option
 @dry_run_option
@@ -115,21 +120,21 @@ def retry(state: State, refs: tuple[str, ...], queue: str | None, id_range: str 
         for batch in _selected(storage, refs, queue, bounds, group_ref):
             if dry_run:
                 for row in batch:
-                    click.echo(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+                    say(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
                 requeued += len(batch)
                 continue
             requeued += ops.retry(storage, batch, now)
             if group_ref is None and "all" not in refs and bounds is None:
                 for row in batch:
-                    click.echo(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+                    say(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
     click.echo(f"would re-queue {requeued} failed job(s) (dry run)" if dry_run
                else f"re-queued {requeued} failed job(s)")
 
 
 @click.command()
-@click.argument("ref", required=False)
+@click.argument("ref", required=False, type=FAILED_REF)
 @group_option
-@click.option("--queue", help="With --group: only failed jobs of this queue.")
+@click.option("--queue", type=QUEUES, help="With --group: only failed jobs of this queue.")
 @dry_run_option
 @pass_state
 def forget(state: State, ref: str | None, group_ref: str | None, queue: str | None, dry_run: bool) -> None:
@@ -141,7 +146,7 @@ def forget(state: State, ref: str | None, group_ref: str | None, queue: str | No
             row = ops.failed_find(storage, ref)
             if not dry_run:
                 ops.forget(storage, row)
-            click.echo(f"{'would forget' if dry_run else 'forgot'} failed job {row.id} ({row.name}, uuid {row.uuid})")
+            say(f"{'would forget' if dry_run else 'forgot'} failed job {row.id} ({row.name}, uuid {row.uuid})")
             return
         assert group_ref is not None
         group = triage.resolve(storage, group_ref, comma_list(queue))
@@ -149,12 +154,12 @@ def forget(state: State, ref: str | None, group_ref: str | None, queue: str | No
         for batch in triage.members(storage, group, comma_list(queue)):
             count += len(batch) if dry_run else ops.forget_many(storage, batch)
     verb = "would forget" if dry_run else "forgot"
-    click.echo(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
+    say(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
                + (" (dry run)" if dry_run else ""))
 
 
 @click.command()
-@click.option("--hours", type=click.IntRange(min=0), default=None, help="Only failed jobs older than this.")
+@click.option("--hours", type=HOURS, default=None, help="Only failed jobs older than this.")
 @pass_state
 def flush(state: State, hours: int | None) -> None:
     """Delete every failed job, or those older than --hours (queue:flush)."""
@@ -166,7 +171,7 @@ def flush(state: State, hours: int | None) -> None:
 
 
 @click.command("prune-failed")
-@click.option("--hours", type=click.IntRange(min=0), default=24, show_default=True,
+@click.option("--hours", type=HOURS, default=24, show_default=True,
               help="Delete failed jobs older than this many hours.")
 @pass_state
 def prune_failed(state: State, hours: int) -> None:

@@ -11,6 +11,8 @@ import time
 
 import click
 
+from ictq.cli.options import SECONDS
+from ictq.cli.output import say
 from ictq.cli.state import State, pass_state
 from ictq.client import Client, Dispatched
 from ictq.errors import MailCheckFailed, MailCheckTimeout
@@ -34,7 +36,7 @@ def _address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command("test-email")
 @click.option("--email", required=True, callback=_address, help="Where to send the two test notifications.")
-@click.option("--wait", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+@click.option("--wait", type=SECONDS, default=None, metavar="SECONDS",
               help="Wait up to SECONDS for a worker to send them (or fail), and say which.")
 @click.option("--locale", default=None, help="The messages' language (default: APP_LOCALE, else ru).")
 @pass_state
@@ -54,7 +56,7 @@ def test_email(state: State, email: str, wait: float | None, locale: str | None)
         ]
         click.echo(f"mailer: {mail.describe()}")
         for job in queued:
-            click.echo(f"queued {job.name} id={job.id} uuid={job.uuid} queue={job.queue} to={email}")
+            say(f"queued {job.name} id={job.id} uuid={job.uuid} queue={job.queue} to={email}")
         if wait is not None:
             _report(_wait(client, ledger, queued, wait), wait)
 
@@ -72,7 +74,7 @@ def _report(states: dict[str, Status], seconds: float) -> None:
     for name, status in states.items():
         detail = f": {status.detail}" if status.detail else ""
         word = "not sent yet" if status.state is MailState.WAITING else status.state.value
-        click.echo(f"{word} {name}{detail}")
+        say(f"{word} {name}{detail}")
     if any(s.state in (MailState.FAILED, MailState.GONE) for s in states.values()):
         raise MailCheckFailed("a test e-mail failed (see above and failed_jobs)")
     if any(s.state is MailState.WAITING for s in states.values()):

@@ -18,16 +18,17 @@ import click
 
 from ictq import control, logs, ops
 from ictq import health as checks
-from ictq.cli.options import comma_list, json_option
+from ictq.cli.options import COUNT, QUEUES, comma_list, json_option
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
+from ictq.config import shown, whole_number
 from ictq.db.workers import WorkersRepository
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
 
 
 @click.command()
-@click.argument("queues")
-@click.option("--max", "maximum", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.argument("queues", type=QUEUES)
+@click.option("--max", "maximum", type=COUNT, default=1000, show_default=True,
               help="The most jobs a queue may hold.")
 @json_option
 @pass_state
@@ -44,14 +45,32 @@ def monitor(state: State, queues: str, maximum: int, as_json: bool) -> None:
 
 
 @click.command()
+@json_option
 @pass_state
-def status(state: State) -> None:
+def status(state: State, as_json: bool) -> None:
     """One screen for a human: queues, failed jobs, paused queues, restart signal."""
     with state.storage() as storage:
         rows = ops.sizes(storage, int(time.time()))
         flags = control.read(storage)
         where = storage.describe()
     summary = ops.total(rows)
+    restart = _stamp(flags.restart) if flags.restart else None
+    data = {"database": where, "queues": [r.as_dict() for r in rows], "total": summary.as_dict(),
+            "failed": {"all": summary.failed, "last_hour": summary.failed_last_hour},
+            "paused": sorted(flags.paused), "restart_requested_at": restart}
+    emit(as_json, data, lambda: _status_text(where, rows, summary, sorted(flags.paused), restart))
+
+
+def _stamp(raw: str) -> str:
+    """A restart stamp (seconds since the epoch) as a UTC time; what is stored if it is not one."""
+    try:
+        return datetime.fromtimestamp(float(raw), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return f"{raw[:40]!r} (not a time)"
+
+
+def _status_text(where: str, rows: Sequence[ops.QueueSize], summary: ops.QueueSize, paused: list[str],
+                 restart: str | None) -> str:
     lines = [f"ictq status: {where}", ""]
     if rows:
         lines.append(table(["queue", "size", "pending", "delayed", "reserved", "oldest"],
@@ -60,13 +79,12 @@ def status(state: State) -> None:
     else:
         lines.append("no queued jobs")
     lines += ["", f"failed jobs: {summary.failed} in all, {summary.failed_last_hour} in the last hour",
-              f"paused queues: {', '.join(sorted(flags.paused)) or 'none'}"]
-    if flags.restart:
-        stamp = datetime.fromtimestamp(float(flags.restart), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        lines.append(f"last restart signal: {stamp} (workers started before it exit after their current job)")
+              f"paused queues: {', '.join(paused) or 'none'}"]
+    if restart:
+        lines.append(f"last restart signal: {restart} (workers started before it exit after their current job)")
     else:
         lines.append("last restart signal: never")
-    click.echo("\n".join(lines))
+    return "\n".join(lines)
 
 
 @click.command()
@@ -118,7 +136,8 @@ def _threshold_option(name: str, key: str, what: str, minimum: bool = False) -> 
 @_threshold_option("--max-failed-per-hour", "max_failed_per_hour", "Jobs failed in the last hour, all queues.")
 @_threshold_option("--min-workers", "min_workers",
                    "Live workers serving the queues: below WARN is WARNING, below CRIT is CRITICAL.", minimum=True)
-@click.option("--queue", help="Queues to check, comma-separated (default: all queues with jobs or failures).")
+@click.option("--queue", type=QUEUES,
+              help="Queues to check, comma-separated (default: all queues with jobs or failures).")
 @pass_state
 def health(state: State, max_size: checks.Threshold, max_age: checks.Threshold,
            max_failed_per_hour: checks.Threshold, min_workers: checks.Threshold, queue: str | None) -> None:
@@ -140,6 +159,8 @@ def health(state: State, max_size: checks.Threshold, max_age: checks.Threshold,
         report = checks.unknown(f"database unavailable: {exc}")
     except IctqError as exc:
         report = checks.unknown(f"database error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a monitoring plugin answers UNKNOWN, whatever went wrong
+        report = checks.unknown(f"unexpected error: {type(exc).__name__}: {exc}")
     click.echo(state.one_line(report.line))
     sys.exit(report.state)
 
@@ -170,16 +191,18 @@ def metrics(state: State, listen: str, once: bool) -> None:
 
     from ictq import metrics as exporter
 
-    settings = state.settings
     try:
+        whole_number(listen.rpartition(":")[2], 1, 65535)  # ASCII digits: int() also reads "٣"
         host, port = exporter.parse_listen(listen)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    except ValueError:
+        raise click.BadParameter(f"{shown(listen)} is not HOST:PORT (e.g. 127.0.0.1:9108; a port 1 to 65535 "
+                                 "in ASCII digits)", param_hint="--listen") from None
     if once:
         _print_once(state)
         return
+    settings = state.settings
     logger = logs.setup(None, settings.log_level, settings.secrets)
-    collector = exporter.QueueCollector(state.open_storage, logger)
+    collector = exporter.QueueCollector(state.open_storage, logger, masker=state.masker)
     registry = exporter.registry_for(collector)
     try:
         server, thread = start_http_server(port, host, registry)
@@ -200,7 +223,7 @@ def _print_once(state: State) -> None:
 
     quiet = logging.getLogger("ictq.metrics.once")
     quiet.disabled = True
-    collector = exporter.QueueCollector(state.open_storage, quiet)
+    collector = exporter.QueueCollector(state.open_storage, quiet, masker=state.masker)
     text = generate_latest(exporter.registry_for(collector)).decode()
     collector.close()
     click.echo(state.mask(text), nl=False)

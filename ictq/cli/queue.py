@@ -14,10 +14,21 @@ import time
 import click
 
 from ictq import control, ops
-from ictq.cli.options import comma_list, json_option, queue_option
-from ictq.cli.output import age, emit, table
+from ictq.cli.options import (
+    JOB_NAME,
+    LIMIT,
+    PAUSED_QUEUE,
+    QUEUE,
+    QUEUES,
+    WHOLE_SECONDS,
+    comma_list,
+    json_option,
+    queue_option,
+)
+from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
+from ictq.errors import ConfigError
 
 
 @click.command()
@@ -26,18 +37,38 @@ def migrate(state: State) -> None:
     """Create the jobs and failed_jobs tables (or adopt the ones a Laravel app made)."""
     settings = state.settings
     if settings.db.dialect == "sqlite" and settings.db.database != ":memory:":
-        os.makedirs(os.path.dirname(settings.db.database), exist_ok=True)
+        directory = os.path.dirname(settings.db.database)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"DB_DATABASE: cannot create the directory {directory}: "
+                              f"{exc.strerror or type(exc).__name__}") from None
     with state.client() as client:
         client.migrate()
     click.echo(f"migrated: tables {settings.queue_table} and {settings.failed_table} are ready "
                f"({client.storage.describe()})")
 
 
+MAX_DATA_DEPTH = 64  # --data: arrays and objects inside each other, at most
+
+
+def _depth(value: object) -> int:
+    """How deeply arrays and objects nest in parsed JSON (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 @click.command()
-@click.argument("name")
+@click.argument("name", type=JOB_NAME)
 @click.option("--data", "data_json", default="{}", show_default=True, help="The job's arguments as a JSON object.")
-@click.option("--queue", default=None, help="Queue name (default: the job's queue or DB_QUEUE).")
-@click.option("--delay", type=click.IntRange(min=0), default=0, show_default=True, help="Seconds before it runs.")
+@click.option("--queue", type=QUEUE, default=None, help="Queue name (default: the job's queue or DB_QUEUE).")
+@click.option("--delay", type=WHOLE_SECONDS, default=0, show_default=True, help="Seconds before it runs.")
 @pass_state
 def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: int) -> None:
     """Queue the job NAME with --data as its keyword arguments."""
@@ -45,12 +76,16 @@ def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: 
         data = json.loads(data_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="--data") from None
+    except RecursionError:
+        raise click.BadParameter(f"nested deeper than {MAX_DATA_DEPTH} levels", param_hint="--data") from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--data")
+    if _depth(data) > MAX_DATA_DEPTH:
+        raise click.BadParameter(f"nested deeper than {MAX_DATA_DEPTH} levels", param_hint="--data")
     import_job_modules(state.settings, None)
     with state.client() as client:
         result = client.dispatch(name, data, queue=queue, delay=delay)
-    click.echo(f"dispatched {result.name} id={result.id} uuid={result.uuid} queue={result.queue}")
+    say(f"dispatched {result.name} id={result.id} uuid={result.uuid} queue={result.queue}")
 
 
 @click.command()
@@ -72,7 +107,7 @@ def size(state: State, queue: str | None, as_json: bool) -> None:
 @queue_option
 @click.option("--state", "job_state", type=click.Choice(["any", *ops.STATES]), default="any", show_default=True,
               help="Only jobs in this state.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @json_option
 @pass_state
 def list_(state: State, queue: str | None, job_state: str, limit: int, as_json: bool) -> None:
@@ -86,7 +121,7 @@ def list_(state: State, queue: str | None, job_state: str, limit: int, as_json: 
 
 
 @click.command()
-@click.option("--queue", help="Queues to clear, comma-separated (default: DB_QUEUE).")
+@click.option("--queue", type=QUEUES, help="Queues to clear, comma-separated (default: DB_QUEUE).")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--include-reserved", is_flag=True, help="Also delete jobs that workers are running now.")
 @pass_state
@@ -100,7 +135,7 @@ def clear(state: State, queue: str | None, force: bool, include_reserved: bool) 
     with state.storage() as storage:
         deleted = ops.clear(storage, queues, include_reserved)
     kept = "" if include_reserved else " (reserved jobs kept)"
-    click.echo(f"cleared {deleted} job(s) from {', '.join(queues)}{kept}")
+    say(f"cleared {deleted} job(s) from {', '.join(queues)}{kept}")
 
 
 @click.command()
@@ -116,21 +151,21 @@ def restart(state: State) -> None:
 
 
 @click.command()
-@click.argument("queue")
+@click.argument("queue", type=PAUSED_QUEUE)
 @pass_state
 def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
     with state.storage() as storage:
         control.pause(storage, queue, time.time())
-    click.echo(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
+    say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
 
 
 @click.command()
-@click.argument("queue")
+@click.argument("queue", type=PAUSED_QUEUE)
 @pass_state
 def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
     with state.storage() as storage:
         was_paused = control.resume(storage, queue)
-    click.echo(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+    say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
 

@@ -11,10 +11,11 @@ from contextlib import contextmanager
 
 import click
 
-from ictq import logs
+from ictq import display
 from ictq.client import Client
 from ictq.config import Settings, load_settings
 from ictq.db import Storage, open_storage
+from ictq.display import NO_SECRETS, Masker, printable
 
 
 class State:
@@ -23,12 +24,15 @@ class State:
     def __init__(self, env_file: str | None = None) -> None:
         self.env_file = env_file
         self._settings: Settings | None = None
+        self._masker: Masker = NO_SECRETS
 
     @property
     def settings(self) -> Settings:
         """The application's settings, read from :attr:`env_file` on first use."""
         if self._settings is None:
             self._settings = load_settings(self.env_file)
+            self._masker = Masker(self._settings.secrets)
+            display.use(self._masker)
         return self._settings
 
     def open_storage(self) -> Storage:
@@ -53,13 +57,20 @@ class State:
         finally:
             client.close()
 
+    @property
+    def masker(self) -> Masker:
+        """The masking function of the settings (read now if they were not yet)."""
+        _ = self.settings
+        return self._masker
+
     def mask(self, text: str) -> str:
-        """``text`` with every secret of the settings read so far masked."""
-        return logs.redact(text, self._settings.secrets if self._settings is not None else ())
+        """``text`` with every secret of the settings read so far masked (in every form: see
+        :class:`ictq.display.Masker`); every command's output and error line pass here."""
+        return self._masker(text)
 
     def one_line(self, text: str) -> str:
         """``text`` on one line (for an error or a status line), secrets masked."""
-        return self.mask(" ".join(text.split()))
+        return printable(" ".join(self.mask(text).split()))
 
 
 pass_state = click.make_pass_decorator(State)

@@ -10,41 +10,34 @@ from typing import Any
 import click
 
 from ictq import logs
-from ictq.cli.options import comma_list
+from ictq.cli.options import BACKOFF, COUNT, MEGABYTES, NAME, QUEUES, SECONDS, TRIES, WHOLE_SECONDS, comma_list
 from ictq.cli.state import State, pass_state
-from ictq.config import Settings, seconds_list
+from ictq.config import Settings
 from ictq.errors import ConfigError
 from ictq.worker import Worker, WorkerOptions
 
 
-def _backoff(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        return seconds_list(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @click.command()
 @click.argument("connection", required=False)
-@click.option("--queue", help="Queues to work, in priority order, comma-separated (default: DB_QUEUE).")
+@click.option("--queue", type=QUEUES, help="Queues to work, in priority order, comma-separated (default: DB_QUEUE).")
 @click.option("--jobs", "job_modules", help="Python modules that register jobs, comma-separated (adds to ICTQ_JOBS).")
-@click.option("--name", default="default", show_default=True, help="The worker's name (in logs).")
-@click.option("--sleep", type=click.FloatRange(min=0), default=3, show_default=True,
+@click.option("--name", type=NAME, default="default", show_default=True, help="The worker's name (in logs).")
+@click.option("--sleep", type=SECONDS, default=3, show_default=True,
               help="Longest idle wait between full checks for jobs. PostgreSQL workers wake at once on "
                    "NOTIFY; elsewhere a cheap probe runs every 5-70 ms while idle.")
-@click.option("--tries", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--tries", type=TRIES, default=1, show_default=True,
               help="Attempts before a job fails (0 = unlimited), unless the job sets its own.")
-@click.option("--backoff", default="0", show_default=True, callback=_backoff,
+@click.option("--backoff", type=BACKOFF, default="0", show_default=True,
               help="Seconds before retrying a failed job; a list like 10,60,300 is per attempt.")
-@click.option("--timeout", type=click.IntRange(min=0), default=60, show_default=True,
+@click.option("--timeout", type=WHOLE_SECONDS, default=60, show_default=True,
               help="Seconds a job may run (0 = no limit), unless the job sets its own.")
-@click.option("--memory", type=click.IntRange(min=0), default=128, show_default=True,
+@click.option("--memory", type=MEGABYTES, default=128, show_default=True,
               help="Resident memory limit in MB; over it the worker exits with code 12 after the job.")
-@click.option("--max-jobs", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--max-jobs", type=COUNT, default=0, show_default=True,
               help="Exit (code 0) after this many jobs (0 = no limit).")
-@click.option("--max-time", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--max-time", type=WHOLE_SECONDS, default=0, show_default=True,
               help="Exit (code 0) after this many seconds, once the current job is done (0 = no limit).")
-@click.option("--rest", type=click.FloatRange(min=0), default=0, show_default=True,
+@click.option("--rest", type=SECONDS, default=0, show_default=True,
               help="Seconds to rest between jobs.")
 @click.option("--stop-when-empty", is_flag=True, help="Exit (code 0) when the queues are empty.")
 @click.option("--once", is_flag=True, help="Process one job (if any) and exit.")

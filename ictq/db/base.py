@@ -1,14 +1,19 @@
 """The storage interface: the only place that talks to a database.
 
 One subclass per dialect supplies a connection and its SQL file; everything else is shared.
-Driver errors are translated here, at the boundary: a lost or refused connection becomes
-:class:`DatabaseUnavailable` (the connection is dropped and reopened on the next call), any
-other driver error becomes :class:`DatabaseError`. Nothing above this module imports a driver.
+Driver errors are translated here, at the boundary, by the dialect's classifiers: what no
+retry can fix (a wrong password, an unknown database, a file that cannot be opened or written)
+becomes :class:`DatabaseRefused` (:class:`DatabaseMisconfigured` for the settings' own faults,
+exit 2); a transient trouble (a lost or refused connection, a server restarting, too many
+connections, a lock wait or deadlock lost) becomes :class:`DatabaseUnavailable` (the connection
+is dropped and reopened on the next call); any other driver error becomes
+:class:`DatabaseError`. Nothing above this module imports a driver.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import time
 import uuid
@@ -18,12 +23,39 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ictq.config import DatabaseSettings
-from ictq.errors import DatabaseError, DatabaseUnavailable, SchemaError, one_line
+from ictq.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, SchemaError, one_line
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
 
 IDLE_POLL_MIN = 0.005
 IDLE_POLL_MAX = 0.07
+AVAILABLE_AT_MAX = 2**31 - 1
+"""The latest ``available_at`` written (PostgreSQL's ``integer``, 2038-01-19): later ones are clamped."""
+
+
+def writable(text: str) -> str:
+    """Text every database stores as given: lone surrogates escaped (``\\udcff``) and NUL,
+    which PostgreSQL refuses in text, written as ``\\u0000``. The one rule for text ictq writes
+    that may come from a payload or a job (uuid, names, exception messages)."""
+    if text.isascii():
+        return text.replace("\x00", "\\u0000") if "\x00" in text else text
+    text = clean(text)
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
+
+
+def fitted(text: str, length: int) -> str:
+    """:func:`writable` text cut to a column of ``length`` characters; a cut one ends with ``~``
+    and 8 hex digits of its hash, so that two long texts with the same beginning stay apart."""
+    text = writable(text)
+    if len(text) <= length:
+        return text
+    digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+    return f"{text[:length - 9]}~{digest}"
+
+
+def available_at(moment: int) -> int:
+    """``moment`` clamped into what every dialect's ``available_at`` column holds."""
+    return AVAILABLE_AT_MAX if moment > AVAILABLE_AT_MAX else 0 if moment < 0 else moment
 
 
 class WakeSignal(Protocol):
@@ -67,6 +99,10 @@ class Storage(abc.ABC):
     dialect: ClassVar[str]
     begin_sql: ClassVar[str] = "BEGIN"
     claim_is_one_statement: ClassVar[bool] = False  # atomic on its own, without BEGIN ... COMMIT
+    # The largest ``attempts`` value the dialect's column holds (Laravel's own migration makes it
+    # ``smallint`` on PostgreSQL, ``tinyint unsigned`` on MySQL/MariaDB). A claim never counts an
+    # attempt past it, and a worker fails a job claimed at it (see ``claim``).
+    attempts_limit: ClassVar[int] = 65535
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False) -> None:
         self.db = db
@@ -84,7 +120,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def _is_connection_error(self, exc: BaseException) -> bool:
-        """Whether a driver error means the server or the connection is gone."""
+        """Whether a driver error is transient: the server or the connection is gone or busy
+        (asked after :meth:`_permanent_error`)."""
+
+    @abc.abstractmethod
+    def _permanent_error(self, exc: BaseException) -> type[DatabaseRefused] | None:
+        """The error to raise when a driver error says the database refuses ictq for good
+        (:class:`DatabaseMisconfigured` for wrong settings); None when it does not."""
 
     @abc.abstractmethod
     def _is_missing_table(self, exc: BaseException) -> bool:
@@ -134,6 +176,10 @@ class Storage(abc.ABC):
             message = f"{self.describe()}: {one_line(exc)}"
             if self._is_missing_table(exc):
                 raise SchemaError(f"{message} (run: ictq migrate)") from None
+            permanent = self._permanent_error(exc)
+            if permanent is not None:
+                self.close()
+                raise permanent(message) from None
             if self._is_connection_error(exc):
                 self.close()
                 raise DatabaseUnavailable(message) from None
@@ -178,10 +224,23 @@ class Storage(abc.ABC):
     # -- the queue operations -------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create the tables if missing; adopt (and check) tables a Laravel app made."""
-        with self._translated():
-            for statement in statements(self.sql["schema"]):
-                self.connection.cursor().execute(statement)
+        """Create the tables if missing; adopt (and check) tables a Laravel app made.
+
+        Serialised: several ``ictq migrate`` at once (a deploy to many hosts) run one after the
+        other, under the dialect's ``migrate_lock`` (an advisory lock on PostgreSQL, ``GET_LOCK``
+        on MySQL, ``BEGIN IMMEDIATE`` on SQLite), so none fails on a table another is creating.
+        """
+        with self.transaction():
+            (locked,) = self.fetch("migrate_lock")[0]
+            if locked != 1:
+                raise DatabaseUnavailable(f"{self.describe()}: another ictq migrate holds the migration lock")
+            try:
+                with self._translated():
+                    for statement in statements(self.sql["schema"]):
+                        self.connection.cursor().execute(statement)
+            finally:
+                with suppress(DatabaseError):  # a failed PostgreSQL transaction ends with it anyway
+                    self.fetch("migrate_unlock")
         for check, table in (("check_jobs", self.jobs_table), ("check_failed_jobs", self.failed_table)):
             try:
                 self.fetch(check)
@@ -245,8 +304,12 @@ class Storage(abc.ABC):
         ``done``: finished jobs to delete in the same transaction (one commit for both).
         ``holder``: the claiming worker's heartbeat id; the claimed jobs are recorded there in
         the same transaction, so a dead worker's whole batch can be handed back at once.
+
+        A job's ``attempts`` never goes past :attr:`attempts_limit` (the column would overflow and
+        every claim of its queue fail): a job claimed at the limit is to be failed by the caller.
         """
-        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit}
+        params = {"queue": queue, "now": now, "expired": now - retry_after, "limit": limit,
+                  "max_attempts": self.attempts_limit}
         if not done and holder is None and self.claim_is_one_statement:
             with self._translated():
                 return sorted(self._claim_rows(params), key=lambda job: job.id)
@@ -273,8 +336,10 @@ class Storage(abc.ABC):
         return self.run("delete", {"id": job.id, "attempts": job.attempts}) == 1
 
     def release(self, job: Reserved, available_at: int, payload: str) -> bool:
-        """Put a job back, to become available at ``available_at``."""
-        params = {"id": job.id, "attempts": job.attempts, "available_at": available_at, "payload": payload}
+        """Put a job back, to become available at ``available_at`` (clamped into the column, see
+        :data:`AVAILABLE_AT_MAX`)."""
+        params = {"id": job.id, "attempts": job.attempts, "available_at": _at(available_at),
+                  "payload": writable(payload)}
         return self.run("release", params) == 1
 
     def delete_many(self, jobs: Sequence[Reserved]) -> int:
@@ -307,19 +372,31 @@ class Storage(abc.ABC):
         return self.run("touch", {"id": job.id, "attempts": job.attempts, "now": now}) == 1
 
     def fail(self, job: Reserved, connection: str, exception: str, payload: str, failed_at: datetime) -> bool:
-        """Move a job to failed_jobs in one transaction; False when the reservation was lost."""
+        """Move a job to failed_jobs in one transaction; False when the reservation was lost.
+
+        Every text is :func:`writable`. A failure record is never replaced: when ``failed_jobs``
+        already holds the job's uuid (a job failed twice, or two jobs share a uuid), this one is
+        recorded under a fresh uuid, its exception text saying which uuid the job had.
+        """
+        job_uuid = fitted(_uuid_of(payload), 255)
         params = {
-            "uuid": _uuid_of(payload),
-            "connection": connection,
-            "queue": job.queue,
-            "payload": clean(payload),
-            "exception": clean(exception),
+            "uuid": job_uuid,
+            "connection": writable(connection),
+            "queue": writable(job.queue),
+            "payload": writable(payload),
+            "exception": writable(exception),
             "failed_at": self.param_time(failed_at),
         }
         with self.transaction():
             cursor = self._execute("delete", {"id": job.id, "attempts": job.attempts})
             if cursor.rowcount != 1:
                 return False
+            if self._execute("failed_uuid_taken", {"uuid": job_uuid}).fetchall():
+                params["uuid"] = str(uuid.uuid4())
+                params["exception"] = (f"{params['exception'].partition(chr(10))[0]}\n"
+                                       f"(The job's uuid {job_uuid} is already in {self.failed_table}: "
+                                       f"this failure is recorded under a new uuid.)\n"
+                                       f"{params['exception'].partition(chr(10))[2]}").rstrip("\n")
             self._execute("insert_failed", params)
         return True
 
@@ -337,13 +414,16 @@ def _row(job: NewJob) -> dict[str, Any]:
         "payload": job.payload,
         "attempts": 0,
         "reserved_at": None,
-        "available_at": job.available_at,
+        "available_at": _at(job.available_at),
         "created_at": job.created_at,
     }
+
+
+_at = available_at
 
 
 def _uuid_of(payload: str) -> str:
     return uuid_from_text(payload) or str(uuid.uuid4())
 
 
-__all__ = ["DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage", "WakeSignal"]
+__all__ = ["AVAILABLE_AT_MAX", "DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage", "WakeSignal"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ictq.db.base import Storage
+from ictq.db.base import Storage, writable
 
 JOB_STATES = ("pending", "delayed", "reserved")
 ANY_STATE = "any"
@@ -92,7 +92,7 @@ class JobsRepository:
 
     def requeue(self, queue: str, payload: str, now: int) -> None:
         """Insert ``payload`` as a new job of ``queue``, available at ``now``, no attempts yet."""
-        self.storage.run("requeue", {"queue": queue, "payload": payload, "now": now})
+        self.storage.run("requeue", {"queue": writable(queue), "payload": writable(payload), "now": now})
 
     def attempts(self, job_id: int) -> JobAttempts | None:
         """The attempts of the job with id ``job_id``; None when it has left the table."""

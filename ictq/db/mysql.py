@@ -14,16 +14,24 @@ import pymysql
 import pymysql.constants.CLIENT
 
 from ictq.db.base import Reserved, Storage
+from ictq.errors import DatabaseMisconfigured, DatabaseRefused
 from ictq.sql import statements
 
-# Error codes worth a retry on a new connection: the connection is gone or refused, the server is
-# going away, or the statement lost a deadlock / lock wait (1213, 1205).
+# Error codes worth a retry on a new connection: the connection is gone or refused, too many
+# connections (1040), the server is going away, or the statement lost a deadlock / lock wait
+# (1213, 1205).
 _CONNECTION_ERRORS = {1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055}
+# Wrong settings, which no retry fixes: access denied (1044 to the database, 1045 for the user and
+# password, 1698 without a password), unknown database (1049).
+_MISCONFIGURED = {1044, 1045, 1049, 1698}
+# The server will not take writes for good: a read-only server (1290 --read-only, 1836 read-only mode).
+_REFUSED = {1290, 1836}
 
 
 class MysqlStorage(Storage):
     dialect = "mysql"
     begin_sql = "START TRANSACTION"
+    attempts_limit = 255  # Laravel's migration: tinyint unsigned (ictq's own: smallint unsigned)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,6 +69,12 @@ class MysqlStorage(Storage):
     def _is_missing_table(self, exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] == 1146
 
+    def _permanent_error(self, exc: BaseException) -> type[DatabaseRefused] | None:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in _MISCONFIGURED:
+            return DatabaseMisconfigured
+        return DatabaseRefused if code in _REFUSED else None
+
     def _is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, pymysql.err.InterfaceError):
             return True
@@ -77,8 +91,11 @@ class MysqlStorage(Storage):
         cursor.execute(lock, params)
         rows = cursor.fetchall()
         if rows:
-            cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows]})
-        return [Reserved(id, queue, payload, attempts + 1) for id, queue, payload, attempts in rows]
+            cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows],
+                                     "max_attempts": self.attempts_limit})
+        limit = self.attempts_limit
+        return [Reserved(id, queue, payload, attempts + 1 if attempts < limit else attempts)
+                for id, queue, payload, attempts in rows]
 
 
 def supports_skip_locked(version: str) -> bool:

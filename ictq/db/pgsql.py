@@ -9,16 +9,28 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ictq.db.base import NewJob, Reserved, Storage, WakeSignal
+from ictq.db.base import AVAILABLE_AT_MAX, NewJob, Reserved, Storage, WakeSignal, available_at
+from ictq.errors import DatabaseMisconfigured, DatabaseRefused
 from ictq.sql import load_queries
 
 COPY_BATCH = 256  # rows per COPY write: ~115 KB of ~450-byte rows, under psycopg's 128 KB largest send
 _T = TypeVar("_T")
+# Wrong settings, which no retry fixes: SQLSTATE 28000 (invalid authorization: no such role, no
+# pg_hba.conf entry), 28P01 (wrong password), 3D000 (unknown database). libpq reports a failed
+# connection attempt without its SQLSTATE, so the server's message says it there (in English,
+# the server's default lc_messages).
+_MISCONFIGURED_STATES = {"28000", "28P01", "3D000"}
+_MISCONFIGURED_MESSAGES = ("password authentication failed", "no pg_hba.conf entry", "authentication failed for user",
+                           "no password supplied", "does not exist", "is not permitted to log in",
+                           "permission denied for database")
+# The server refuses writes for good: a read-only transaction or hot standby (25006).
+_REFUSED_STATES = {"25006"}
 
 
 class PgsqlStorage(Storage):
     dialect = "pgsql"
     claim_is_one_statement = True
+    attempts_limit = 32767  # smallint
     listening = False
 
     def _connect(self) -> Any:
@@ -53,6 +65,21 @@ class PgsqlStorage(Storage):
 
     def _is_missing_table(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.errors.UndefinedTable)
+
+    def _permanent_error(self, exc: BaseException) -> type[DatabaseRefused] | None:
+        state = exc.diag.sqlstate if isinstance(exc, psycopg.Error) else None
+        if state in _MISCONFIGURED_STATES:
+            return DatabaseMisconfigured
+        if state in _REFUSED_STATES:
+            return DatabaseRefused
+        if state is None and isinstance(exc, psycopg.OperationalError) and getattr(exc, "pgconn", None) is not None:
+            # A failed connection attempt (psycopg sets ``pgconn`` then): the server's FATAL
+            # message ("database ... does not exist"), or libpq's own "fe_sendauth: no password supplied".
+            message = str(exc)
+            start = max(message.find("FATAL:"), message.find("fe_sendauth"))
+            if start >= 0 and any(part in message[start:] for part in _MISCONFIGURED_MESSAGES):
+                return DatabaseMisconfigured
+        return None
 
     def _is_connection_error(self, exc: BaseException) -> bool:
         if isinstance(exc, psycopg.errors.OperationalError | psycopg.InterfaceError):
@@ -97,6 +124,8 @@ def copy_text(jobs: Sequence[NewJob]) -> str:
     backslash only where its strings have an escape), and only then is each field escaped. A NUL
     is refused as psycopg's ``write_row`` refuses it.
     """
+    if not all(0 <= at <= AVAILABLE_AT_MAX for _, _, at, _ in jobs):
+        jobs = [job._replace(available_at=available_at(job.available_at)) for job in jobs]
     fields = "".join([f"{queue}{payload}" for queue, payload, _, _ in jobs])
     if "\x00" in fields:
         raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")

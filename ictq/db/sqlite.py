@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ictq.db.base import Reserved, Storage
-from ictq.errors import ConfigError
+from ictq.errors import ConfigError, DatabaseRefused
 
-_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "readonly", "disk is full")
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``). Transient: busy or locked
+# past the busy timeout, an I/O error, a full disk. Permanent: a file that cannot be opened
+# (unreadable, a directory, a missing directory), that may not be written (read-only file,
+# directory or mount), that is not a database, or that access is denied to.
+_TRANSIENT_CODES = {5, 6, 10, 13}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL
+_PERMANENT_CODES = {3, 8, 14, 23, 26}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH, SQLITE_NOTADB
 
 
 class SqliteStorage(Storage):
@@ -61,11 +66,14 @@ class SqliteStorage(Storage):
     def _is_missing_table(self, exc: BaseException) -> bool:
         return "no such table" in str(exc)
 
+    def _permanent_error(self, exc: BaseException) -> type[DatabaseRefused] | None:
+        # "unable to open database file", "attempt to write a readonly database", "file is not a database"
+        return DatabaseRefused if _primary_code(exc) in _PERMANENT_CODES else None
+
     def _is_connection_error(self, exc: BaseException) -> bool:
-        # Busy past the timeout, I/O trouble, a file that cannot be opened: transient from the
-        # worker's point of view. A syntax or schema error ("no such column") is not.
-        message = str(exc).lower()
-        return isinstance(exc, sqlite3.OperationalError) and any(part in message for part in _TRANSIENT)
+        # Busy past the timeout, I/O trouble, a full disk: transient from the worker's point of
+        # view. A syntax or schema error ("no such column") is not.
+        return _primary_code(exc) in _TRANSIENT_CODES
 
     def param_time(self, moment: datetime) -> Any:
         # Laravel's format for SQLite timestamps; sorts and compares as text.
@@ -78,4 +86,28 @@ class SqliteStorage(Storage):
         return json.dumps(list(queues))
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
-        return [Reserved(*row) for row in self._execute("claim", params).fetchall()]
+        # A payload another program stored as a BLOB arrives as bytes: decoded here as text is
+        # (bad bytes kept as surrogates, which the payload check reports).
+        return [Reserved(id, queue, payload if type(payload) is str else _text(payload), attempts)
+                for id, queue, payload, attempts in self._execute("claim", params).fetchall()]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
+
+
+# Before Python 3.11, sqlite3 errors carry no code: SQLite's messages for them instead.
+_CODE_OF_MESSAGE = (("database is locked", 5), ("is busy", 5), ("table is locked", 6), ("disk i/o error", 10),
+                    ("disk is full", 13), ("unable to open database file", 14),
+                    ("attempt to write a readonly database", 8), ("file is not a database", 26))
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of a driver error (None when it has none)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF
+    message = str(exc).lower()
+    return next((code for part, code in _CODE_OF_MESSAGE if part in message), None)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ictq.db.base import Storage
+from ictq.db.base import Storage, fitted
 
 # The upper bounds (seconds) of the duration buckets; a row's ``buckets`` has one count per bound
 # (non-cumulative), durations above the last bound are only in ``count``.
@@ -30,10 +30,12 @@ class StatsRepository:
         self.storage = storage
 
     def put(self, rows: Iterable[StatsRow]) -> None:
-        """Store these series (each replaces the worker's earlier values for its job and outcome)."""
+        """Store these series (each replaces the worker's earlier values for its job and outcome).
+        A job name longer than the column (191 characters) is cut to it (see
+        :func:`~ictq.db.base.fitted`)."""
         for row in rows:
             self.storage.run("stats_put", {
-                "worker_id": row.worker_id, "job": row.job, "outcome": row.outcome, "count": row.count,
+                "worker_id": row.worker_id, "job": fitted(row.job, 191), "outcome": row.outcome, "count": row.count,
                 "duration_sum": row.duration_sum, "buckets": json.dumps(list(row.buckets))})
 
     def all(self) -> list[StatsRow]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ictq.db.base import Reserved, Storage
+from ictq.db.base import Reserved, Storage, fitted
 
 DEAD_AFTER = 30  # seconds without a beat after which a worker counts as dead
 
@@ -76,12 +76,14 @@ class WorkersRepository:
 
     def beat(self, record: WorkerRecord, held: Sequence[Reserved]) -> None:
         """Insert or refresh a live worker's row (``record.beat_at`` is the beat's time;
-        ``held``: its claimed jobs other than the running one)."""
+        ``held``: its claimed jobs other than the running one). Names longer than their column
+        are cut to it (see :func:`~ictq.db.base.fitted`)."""
         self.storage.run("worker_beat", {
-            "id": record.id, "name": record.name, "host": record.host, "pid": record.pid,
-            "queues": record.queues, "state": record.state, "started_at": record.started_at,
+            "id": record.id, "name": fitted(record.name, 191), "host": fitted(record.host, 191), "pid": record.pid,
+            "queues": fitted(record.queues, 1000), "state": record.state, "started_at": record.started_at,
             "now": record.beat_at, "job_id": record.job_id, "job_attempts": record.job_attempts,
-            "job_name": record.job_name, "processed": record.processed, "failed": record.failed,
+            "job_name": None if record.job_name is None else fitted(record.job_name, 191),
+            "processed": record.processed, "failed": record.failed,
             "held": json.dumps([[job.id, job.attempts] for job in held]) if held else None})
 
     def mark(self, worker_id: str, state: str) -> bool:

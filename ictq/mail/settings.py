@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ictq.config import Settings, seconds_list
+from ictq.config import Settings, seconds_list, shown, whole_number
 from ictq.errors import ConfigError
 from ictq.mail.address import InvalidAddress, parse_address
 
@@ -151,7 +151,7 @@ def _backoff(values: _Values) -> tuple[int, ...] | None:
     try:
         return seconds_list(raw)
     except ValueError as exc:
-        raise ConfigError(f"MAIL_BACKOFF={exc}") from None
+        raise ConfigError(f"MAIL_BACKOFF={shown(raw)} {exc}") from None
 
 
 class _Values:
@@ -172,12 +172,9 @@ class _Values:
         if not raw:
             return default
         try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key}={raw!r} is not a whole number") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{key}={value} is out of range ({minimum} to {maximum})")
-        return value
+            return whole_number(raw, minimum, maximum)
+        except ValueError as exc:
+            raise ConfigError(f"{key}={shown(raw)} {exc}") from None
 
     def flag(self, key: str, default: bool) -> bool:
         raw = self.text(key).lower()

@@ -9,6 +9,7 @@ from ictq.client import Dispatched
 from ictq.db import Storage
 from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.db.jobs import JobsRepository
+from ictq.display import printable, text_of
 from ictq.errors import first_line
 from ictq.mail.ledger import SentLedger
 
@@ -45,7 +46,7 @@ def _finished(storage: Storage, ledger: SentLedger, job: Dispatched) -> Status |
         return Status(State.SENT)
     exception = FailedJobsRepository(storage).exception_of(job.uuid)
     if exception is not None:
-        return Status(State.FAILED, _first_reason(exception))
+        return Status(State.FAILED, printable(_first_reason(text_of(exception)), 1000))
     return None
 
 

@@ -11,6 +11,9 @@ job claimed, and of every job let go: acknowledged, handed back or failed).
 Finished jobs are deleted in batches: with the next claim, when :data:`ACK_MAX_DELAY` has
 passed, and at exit. A stopping worker hands back the jobs it claimed and did not start, at
 once, with their attempt taken back. Every write is fenced by ``(id, attempts)``.
+Each finished job also goes into the worker's crash marker (:mod:`ictq.worker.crash_marker`)
+until its delete is committed, so that a reaper on this machine deletes it, rather than hands
+it back to run again, if the worker is killed before that.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ictq.db import Reserved, Storage
+from ictq.worker.crash_marker import CrashMarker
 from ictq.worker.lease import LeaseKeeper
 
 MAX_BATCH = 1024  # also bounds the held-jobs list stored with the claim (MySQL TEXT: 64 KB)
@@ -46,6 +50,7 @@ class Claims:
         self._buffer: deque[Reserved] = deque()
         self._acks: list[Reserved] = []
         self._oldest_ack = 0.0
+        self.marker = CrashMarker(None)  # the worker's own from start-up on: records the acks not committed
 
     def next(self, paused: frozenset[str], limit: int = 0) -> Reserved | None:
         """The next job to run: from the buffer, else from a new claim (acks flushed first).
@@ -98,7 +103,9 @@ class Claims:
             if acks:
                 self.lease.hold(acks)
             raise
-        self._acks = []
+        if acks:
+            self._acks = []
+            self.marker.acknowledged()
         return claimed
 
     def done(self, job: Reserved) -> None:
@@ -106,6 +113,7 @@ class Claims:
         if not self._acks:
             self._oldest_ack = self.monotonic()
         self._acks.append(job)
+        self.marker.finished(job.id, job.attempts)
         if len(self._acks) > 2 * self.max_batch or self.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
             self.flush()
 
@@ -121,6 +129,7 @@ class Claims:
             self.lease.hold(acks)
             raise
         self._acks = []
+        self.marker.acknowledged()
 
     def hand_back(self, jobs: Iterable[Reserved] | None = None) -> int:
         """Give claimed, unstarted jobs back to the queue at once (all of them by default)."""

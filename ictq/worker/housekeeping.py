@@ -9,6 +9,8 @@ host, is marked dead and the jobs it held go back to the queue at once, instead 
 ``retry_after``: the one it was running with its attempt counted, the others (not started, or
 finished and not yet deleted) with their attempt taken back, when the dead worker's crash
 marker (:mod:`ictq.worker.crash_marker`) says which was which; without it, every attempt counts.
+The jobs the marker lists as finished but not yet acknowledged are deleted instead (they ran),
+so a killed worker's finished jobs do not run twice when it is reaped on its own machine.
 The writes are fenced by ``(id, attempts)``, so a job another worker has claimed since is never
 touched. Rows of workers gone for ``forget_after`` seconds are deleted. With
 ``ICTQ_PRUNE_FAILED_HOURS``, failed jobs older than that are deleted, at most once per
@@ -25,7 +27,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
@@ -35,7 +37,7 @@ from ictq.config import Settings
 from ictq.db import Reserved, Storage
 from ictq.db.stats import StatsRepository
 from ictq.db.workers import BOOT_ID, WorkerRecord, WorkersRepository
-from ictq.errors import DatabaseError
+from ictq.errors import DatabaseError, DatabaseRefused
 from ictq.pace import Every
 from ictq.worker import crash_marker
 from ictq.worker.log import WorkerLog
@@ -111,9 +113,12 @@ class Housekeeping:
     def first_beat(self) -> None:
         """At start-up, before the background thread runs (so a worker killed by its very first
         job is reaped like any other, and dead workers' jobs come back before it claims): one beat
-        now; if it fails, the background thread retries at once (and logs)."""
+        now; if it fails, the background thread retries at once (and logs). Raises
+        :class:`DatabaseRefused` (a database that will not take the write: the worker cannot work)."""
         try:
             self.beat()
+        except DatabaseRefused:
+            raise
         except DatabaseError:
             return
         self._beat_at = time.monotonic()
@@ -140,8 +145,13 @@ class Housekeeping:
                 continue
             if not self.workers.mark(record.id, "dead"):
                 continue  # another worker reaped it first
-            position = crash_marker.read(record.id) if record.on_this_boot() else None
-            ran, unstarted = split_held(record.held_jobs(), position)
+            here = record.on_this_boot()
+            position = crash_marker.read(record.id) if here else None
+            finished = crash_marker.read_finished(record.id) if here else []
+            # Jobs it finished and had not acknowledged yet: they ran; delete them (fenced).
+            done = [Reserved(job_id, "", "", attempts) for job_id, attempts in finished]
+            self.storage.delete_many(done)
+            ran, unstarted = split_held(record.held_jobs(), position, set(finished))
             # The running job's attempt counts, so a job that kills its worker still runs out of
             # tries; the others get theirs back. (Jobs done or re-claimed since are fenced off.)
             self.storage.release_many(ran)
@@ -170,10 +180,12 @@ class Housekeeping:
             self.log.event(logging.INFO, "failed-pruned", deleted=deleted, older_than=f"{hours}h")
 
 
-def split_held(held: Sequence[Reserved], position: crash_marker.Position | None
-               ) -> tuple[list[Reserved], list[Reserved]]:
+def split_held(held: Sequence[Reserved], position: crash_marker.Position | None,
+               finished: Collection[tuple[int, int]] = ()) -> tuple[list[Reserved], list[Reserved]]:
     """A dead worker's held jobs as ``(ran, unstarted)``: ``ran`` is the job it was running when
-    it died; without its crash marker every job counts as ran, as an expired lease would have it."""
+    it died; without its crash marker every job counts as ran, as an expired lease would have it.
+    The jobs of ``finished`` (``(id, attempts)``: deleted by the reaper) are in neither."""
+    held = [job for job in held if (job.id, job.attempts) not in finished] if finished else held
     if position is None:
         return list(held), []
     ran = [job for job in held if position.state == crash_marker.RUNNING

@@ -201,12 +201,14 @@ class Worker:
         self._install_signal_handlers()  # first: a TERM during start-up is a clean stop too
         try:
             self._check_database()
+            self.housekeeping.first_beat()  # registered before the first claim (a first write, too)
         except BaseException:
             self._restore_signal_handlers()
+            self.background.storage.close()
+            self.storage.close()
             raise
         self.time_limit.install()
-        self.crash_marker = CrashMarker(self.identity.id)
-        self.housekeeping.first_beat()  # registered before the first claim
+        self.crash_marker = self.claims.marker = CrashMarker(self.identity.id)
         self.background.start()
 
     def _finish(self) -> None:
@@ -224,8 +226,14 @@ class Worker:
         self._waker.close()
 
     def _check_database(self) -> None:
-        """Fail at start, in one line, on what no retry can fix (a wrong path, missing tables);
-        a database that is merely down is waited for by the loop."""
+        """Fail at start, in one line, on what no retry can fix (a wrong path, missing tables,
+        :class:`DatabaseRefused`: a wrong password, an unknown database, a file that cannot be
+        opened or written); a database that is merely down is waited for by the loop.
+
+        Later, a :class:`~ictq.errors.DatabaseRefused` (the database dropped, the password
+        changed, the file made read-only) is not caught by the loop either: the worker stops
+        (after handing back what it can) and the CLI says why in one line, so that Supervisor
+        shows the worker failing rather than one spinning forever."""
         with contextlib.suppress(DatabaseUnavailable):
             self.control.refresh(force=True)
 
@@ -275,6 +283,11 @@ class Worker:
     def _process_one(self, job: Reserved) -> bool:
         """Run one claimed job and record its outcome; True when it succeeded (ack pending)."""
         outcomes = self.outcomes
+        if job.attempts >= self.storage.attempts_limit:  # the claim could count no further attempt
+            outcomes.fail(job, MaxAttemptsExceeded(
+                f"the job reached the limit of the jobs table's attempts column ({self.storage.attempts_limit})"),
+                payload.name_of(job.payload))
+            return False
         try:
             running = self._prepare(job)
         except JobFailure as exc:

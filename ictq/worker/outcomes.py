@@ -59,7 +59,10 @@ class Outcomes:
               exceptions: int | None = None) -> None:
         """Release the job to run again after ``delay`` seconds (None: its backoff)."""
         storage = self.storage
-        seconds = policy.backoff_delay(running.policy, running.job.attempts) if delay is None else max(0, delay)
+        if delay is None:
+            seconds = policy.backoff_delay(running.policy, running.job.attempts)
+        else:
+            seconds = policy.requested_delay(delay)
         text = running.job.payload
         if exceptions is not None and running.policy.max_exceptions:
             text = running.envelope.with_exceptions(exceptions)
@@ -77,16 +80,26 @@ class Outcomes:
 
     def fail(self, job: Reserved, exc: BaseException, name: str, why: str | None = None,
              started: float | None = None) -> None:
-        """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`)."""
+        """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`). The
+        ``failed`` line is logged once the row has moved (after an outage, when the kept write
+        succeeds); a reservation lost meanwhile (another worker took the job) is logged as such."""
         storage, text = self.storage, job.payload
         record = logs.redact(failure_text(exc, why), self.settings.secrets)
         failed_at = datetime.fromtimestamp(self.clock(), timezone.utc)
         connection = self.settings.queue_connection
-        self._write("fail", lambda: storage.fail(job, connection, record, text, failed_at))
-        self.failed += 1
-        self.stats.record(name, "failed", time.monotonic() - (started or time.monotonic()))
-        self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(text),
-                       queue=job.queue, attempt=job.attempts, reason=first_line(record))
+        elapsed = time.monotonic() - (started or time.monotonic())
+
+        def move() -> None:
+            if not storage.fail(job, connection, record, text, failed_at):
+                self.log.event(logging.WARNING, "fail-skipped", job=name, id=job.id, queue=job.queue,
+                               attempt=job.attempts, reason="the reservation was lost (another worker has the job)")
+                return
+            self.failed += 1
+            self.stats.record(name, "failed", elapsed)
+            self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(text),
+                           queue=job.queue, attempt=job.attempts, reason=first_line(record))
+
+        self._write("fail", move)
 
     def stuck(self, running: Running, forced: bool, waiting: list[Reserved], finished: list[Reserved]) -> None:
         """The job outlived its hard deadline (the worker exits next): record its timeout (or,

@@ -25,7 +25,7 @@ class Clock:
 
 
 def run_once(app: App, clock: Clock, **options: object) -> int:
-    worker = Worker(app.settings, WorkerOptions(once=True, sleep=0, **options), clock=clock)  # type: ignore[arg-type]
+    worker = Worker(app.settings, WorkerOptions(**{"once": True, "sleep": 0, "memory": 0, **options}), clock=clock)  # type: ignore[arg-type]
     return worker.run()
 
 
@@ -100,7 +100,7 @@ def test_maintenance_mode_holds_the_worker_unless_forced(sqlite_app: App) -> Non
     down.write_text("{}")
     clock = Clock(1000)
     sqlite_app.client(clock=clock).dispatch("test.slow", {"n": 1, "seconds": 0})
-    worker = Worker(sqlite_app.settings, WorkerOptions(max_time=1, sleep=0.2), clock=clock)
+    worker = Worker(sqlite_app.settings, WorkerOptions(max_time=1, sleep=0.2, memory=0), clock=clock)
     assert worker.run() == 0
     assert sqlite_app.executions() == []
     assert run_once(sqlite_app, clock, force=True) == 0

@@ -94,3 +94,54 @@ def test_the_largest_job_ids_fit(worker_id: str) -> None:
     writer.set(2**63 - 1, 2**31, crash_marker.RUNNING)
     assert crash_marker.read(worker_id) == crash_marker.Position(2**63 - 1, 2**31, crash_marker.RUNNING)
     writer.close()
+
+
+def test_finished_jobs_are_listed_until_acknowledged(worker_id: str) -> None:
+    writer = crash_marker.CrashMarker(worker_id)
+    assert crash_marker.read_finished(worker_id) == []
+    writer.finished(10, 1)
+    writer.finished(2**63 - 1, 2**31)
+    writer.close(remove=False)  # as a killed worker leaves it
+    assert crash_marker.read_finished(worker_id) == [(10, 1), (2**63 - 1, 2**31)]
+    writer = crash_marker.CrashMarker(worker_id)  # a new worker with the same id starts afresh
+    writer.finished(11, 2)
+    writer.acknowledged()
+    writer.finished(12, 1)
+    assert crash_marker.read_finished(worker_id) == [(12, 1)]
+    writer.close()
+    assert crash_marker.read_finished(worker_id) == []
+
+
+def test_a_torn_finished_slot_is_left_out_and_a_torn_count_leaves_all_out(worker_id: str) -> None:
+    writer = crash_marker.CrashMarker(worker_id)
+    for job_id in (1, 2, 3):
+        writer.finished(job_id, 1)
+    writer.close(remove=False)
+    assert writer.path is not None
+    data = bytearray(writer.path.read_bytes())
+    data[crash_marker._SLOTS_AT + crash_marker._SLOT_SIZE] ^= 0x01  # the second slot is torn
+    writer.path.write_bytes(bytes(data))
+    assert crash_marker.read_finished(worker_id) == [(1, 1), (3, 1)]
+    data[crash_marker._COUNT_AT] ^= 0x04  # the count no longer matches its check
+    writer.path.write_bytes(bytes(data))
+    try:
+        assert crash_marker.read_finished(worker_id) == []
+        assert crash_marker.read(worker_id) == crash_marker.Position(0, 0, crash_marker.IDLE)
+    finally:
+        crash_marker.forget(worker_id)
+
+
+def test_finished_jobs_past_the_slots_are_not_recorded(worker_id: str) -> None:
+    writer = crash_marker.CrashMarker(worker_id)
+    for job_id in range(crash_marker.FINISHED_SLOTS + 5):
+        writer.finished(job_id, 1)
+    found = crash_marker.read_finished(worker_id)
+    assert found == [(job_id, 1) for job_id in range(crash_marker.FINISHED_SLOTS)]
+    writer.close()
+
+
+def test_finished_jobs_are_neither_ran_nor_unstarted() -> None:
+    position = crash_marker.Position(11, 1, crash_marker.RUNNING)
+    assert split_held(HELD, position, {(11, 1), (10, 1)}) == ([], [HELD[2]])
+    assert split_held(HELD, None, {(10, 1)}) == (HELD[1:], [])
+    assert split_held(HELD, position, {(12, 1)}) == ([HELD[1]], [HELD[0], HELD[2]])  # attempts differ: not that one

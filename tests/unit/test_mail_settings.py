@@ -88,8 +88,8 @@ def test_backoff_queue_and_url(tmp_path: Path) -> None:
         ({"MAIL_FROM_ADDRESS": "null"}, "MAIL_FROM_ADDRESS is required"),
         ({"MAIL_FROM_ADDRESS": "noreply"}, "MAIL_FROM_ADDRESS='noreply' is not a valid address (it has no @domain)"),
         ({"MAIL_CA_FILE": "missing.pem"}, "MAIL_CA_FILE: no file at"),
-        ({"MAIL_BACKOFF": "1,x"}, "MAIL_BACKOFF='1,x' is not seconds"),
-        ({"MAIL_BACKOFF": "-5"}, "must not be negative"),
+        ({"MAIL_BACKOFF": "1,x"}, "MAIL_BACKOFF='1,x' is not whole seconds"),
+        ({"MAIL_BACKOFF": "-5"}, "is not whole seconds (0 to 31536000"),
         ({"APP_URL": "ftp://ict.example"}, "APP_URL='ftp://ict.example' is not an http(s) URL"),
     ],
 )

@@ -54,7 +54,7 @@ def test_unserializable_data_is_refused_at_dispatch() -> None:
     ("[1, 2]", "JSON list, not an object"),
     ('{"uuid": "u"}', "'job' must be a non-empty string"),
     ('{"job": 5}', "'job' must be a non-empty string"),
-    ('{"job": "x", "maxTries": "many"}', "'maxTries' must be a number"),
+    ('{"job": "x", "maxTries": "many"}', "'maxTries' must be a whole number"),
     ('{"job": "x", "backoff": "a,b"}', "'backoff' is not a list of seconds"),
     (b'{"job": "\xff"}', "not UTF-8"),
 ])

@@ -42,6 +42,8 @@ VALUES (%(queue)s, %(payload)s, %(attempts)s, %(reserved_at)s, %(available_at)s,
 -- Claiming takes two statements in one transaction (MySQL has no UPDATE ... RETURNING):
 -- lock up to %(limit)s claimable rows, skipping rows other workers hold, then reserve them
 -- (the storage runs the second with the ids the first returned).
+-- An attempt is never counted past %(max_attempts)s (the column's limit): the worker fails a job
+-- claimed at it.
 -- name: claim
 SELECT id, queue, payload, attempts FROM `{jobs}`
 WHERE queue = %(queue)s
@@ -49,7 +51,9 @@ WHERE queue = %(queue)s
 ORDER BY id
 LIMIT %(limit)s
 FOR UPDATE {skip_locked};
-UPDATE `{jobs}` SET reserved_at = %(now)s, attempts = attempts + 1 WHERE id IN %(ids)s;
+UPDATE `{jobs}` SET reserved_at = %(now)s,
+    attempts = CASE WHEN attempts < %(max_attempts)s THEN attempts + 1 ELSE attempts END
+WHERE id IN %(ids)s;
 
 -- The (id, attempts) pair fences every write: a worker whose reservation was taken over
 -- by another worker (attempts went up) changes nothing.
@@ -64,12 +68,13 @@ WHERE id = %(id)s AND attempts = %(attempts)s;
 UPDATE `{jobs}` SET reserved_at = %(now)s
 WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
 
+-- A failure record is never replaced: the storage picks a fresh uuid for one already taken.
 -- name: insert_failed
 INSERT INTO `{failed_jobs}` (uuid, connection, queue, payload, exception, failed_at)
-VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s)
-ON DUPLICATE KEY UPDATE
-    connection = VALUES(connection), queue = VALUES(queue), payload = VALUES(payload),
-    exception = VALUES(exception), failed_at = VALUES(failed_at);
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s);
+
+-- name: failed_uuid_taken
+SELECT 1 FROM `{failed_jobs}` WHERE uuid = %(uuid)s;
 
 -- Batched forms: every job of one call has the same attempts value (the caller groups them).
 -- name: delete_many

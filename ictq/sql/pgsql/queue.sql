@@ -47,6 +47,8 @@ COPY "{jobs}" (queue, payload, attempts, available_at, created_at) FROM STDIN;
 
 -- Claim up to %(limit)s jobs of one queue in one statement: available ones and reservations
 -- older than retry_after (their worker died). SKIP LOCKED lets many workers claim at once.
+-- An attempt is never counted past %(max_attempts)s (the column's limit): the worker fails a job
+-- claimed at it.
 -- name: claim
 WITH picked AS (
     SELECT id FROM "{jobs}"
@@ -56,7 +58,8 @@ WITH picked AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE "{jobs}" AS j SET reserved_at = %(now)s, attempts = j.attempts + 1
+UPDATE "{jobs}" AS j SET reserved_at = %(now)s,
+    attempts = CASE WHEN j.attempts < %(max_attempts)s THEN j.attempts + 1 ELSE j.attempts END
 FROM picked WHERE j.id = picked.id
 RETURNING j.id, j.queue, j.payload, j.attempts;
 
@@ -73,12 +76,13 @@ WHERE id = %(id)s AND attempts = %(attempts)s;
 UPDATE "{jobs}" SET reserved_at = %(now)s
 WHERE id = %(id)s AND attempts = %(attempts)s AND reserved_at IS NOT NULL;
 
+-- A failure record is never replaced: the storage picks a fresh uuid for one already taken.
 -- name: insert_failed
 INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
-VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s)
-ON CONFLICT (uuid) DO UPDATE SET
-    connection = EXCLUDED.connection, queue = EXCLUDED.queue, payload = EXCLUDED.payload,
-    exception = EXCLUDED.exception, failed_at = EXCLUDED.failed_at;
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s);
+
+-- name: failed_uuid_taken
+SELECT 1 FROM "{failed_jobs}" WHERE uuid = %(uuid)s;
 
 -- Batched forms: every job of one call has the same attempts value (the caller groups them).
 -- name: delete_many

@@ -40,8 +40,11 @@ VALUES (:queue, :payload, 0, NULL, :available_at, :created_at);
 
 -- Claim up to :limit jobs of one queue: available ones and reservations older than
 -- retry_after (their worker died). Runs inside BEGIN IMMEDIATE, so one writer at a time.
+-- An attempt is never counted past :max_attempts (the column's limit): the worker fails a job
+-- claimed at it.
 -- name: claim
-UPDATE "{jobs}" SET reserved_at = :now, attempts = attempts + 1
+UPDATE "{jobs}" SET reserved_at = :now,
+    attempts = CASE WHEN attempts < :max_attempts THEN attempts + 1 ELSE attempts END
 WHERE id IN (
     SELECT id FROM "{jobs}"
     WHERE queue = :queue
@@ -64,12 +67,13 @@ WHERE id = :id AND attempts = :attempts;
 UPDATE "{jobs}" SET reserved_at = :now
 WHERE id = :id AND attempts = :attempts AND reserved_at IS NOT NULL;
 
+-- A failure record is never replaced: the storage picks a fresh uuid for one already taken.
 -- name: insert_failed
 INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
-VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at)
-ON CONFLICT (uuid) DO UPDATE SET
-    connection = excluded.connection, queue = excluded.queue, payload = excluded.payload,
-    exception = excluded.exception, failed_at = excluded.failed_at;
+VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at);
+
+-- name: failed_uuid_taken
+SELECT 1 FROM "{failed_jobs}" WHERE uuid = :uuid;
 
 -- Batched forms: every job of one call has the same attempts value (the caller groups them).
 -- name: delete_many
