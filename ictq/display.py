@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
@@ -25,15 +24,13 @@ MASK = "********"
 MIN_SECRET_LENGTH = 4
 CUT = "…"
 
-# C0 and C1 control characters, DEL, lone surrogates (undecodable bytes decoded with
-# surrogateescape), and the Unicode line and paragraph separators.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
-_UNPRINTABLE_KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_KEPT_IN_LINES = frozenset("\n\t")
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+def _escape(char: str) -> str:
+    """A character as Python writes it in a string literal: ``\\x00``, ``\\u202e``, ``\\U0002fa1e``."""
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def text_of(value: object) -> str:
@@ -47,15 +44,18 @@ def text_of(value: object) -> str:
 
 
 def printable(value: object, limit: int | None = None, lines: bool = False) -> str:
-    """``value`` as text safe to print, log or put in a label: control characters and lone
-    surrogates escaped (``\\x00``, ``\\udc80``; newlines and tabs kept when ``lines``), cut at
-    ``limit`` characters with ``…``."""
+    """``value`` as text safe to print, log or put in a label: every character that is not
+    printable escaped (``\\x00``, ``\\udc80``, ``\\u202e``; newlines and tabs kept when ``lines``),
+    cut at ``limit`` characters (before escaping) with ``…``."""
     text = text_of(value)
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + CUT
-    if text.isascii() and text.isprintable():
+    if text.isprintable():
         return text
-    return (_UNPRINTABLE_KEEP_LINES if lines else _UNPRINTABLE).sub(_escape, text)
+    # Everything str.isprintable() refuses is escaped: control and format characters (bidi
+    # overrides included), separators other than the space, lone surrogates, unassigned ones.
+    kept = _KEPT_IN_LINES if lines else frozenset()
+    return "".join(char if char.isprintable() or char in kept else _escape(char) for char in text)
 
 
 def _decoded(body: str) -> str | None:

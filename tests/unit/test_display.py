@@ -90,7 +90,13 @@ def test_printable_text_is_one_safe_bounded_line(value: object, limit: int) -> N
     shown.encode("utf-8")  # no lone surrogate
     assert "\n" not in shown and "\x00" not in shown and "\r" not in shown
     assert all(ch.isprintable() or ch == " " for ch in shown)
-    assert len(shown) <= 6 * limit
+    assert len(shown) <= 10 * limit  # cut at ``limit`` characters, each escaped in 10 at most (\U0002fa1e)
+
+
+def test_format_characters_are_escaped() -> None:
+    assert printable("a\u202eb\u200bc\ufeff") == "a\\u202eb\\u200bc\\ufeff"  # bidi override, zero width, BOM
+    assert printable("\U0002fa1e") == "\\U0002fa1e"  # unassigned
+    assert printable("line\n\ttab", lines=True) == "line\n\ttab"
 
 
 def test_text_of_keeps_undecodable_bytes_visible() -> None:
