@@ -13,7 +13,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +28,7 @@ from ictq.cli.state import State
 from ictq.db import Storage
 from ictq.worker import Worker, WorkerOptions
 from tests.integration.test_metrics import Exporter, parse
+from tests.integration.test_metrics import exporter as exporter  # the exporter fixture, shared
 from tests.support.app import App, count_rows, rows
 
 SPECIALS = ["\ud800", "a\udcffb", "\x00", "nul\x00inside", "\x1b[31mred\x1b[0m", "tab\there", "line\nbreak",
@@ -125,17 +125,6 @@ def read_everything(app: App, storage: Storage) -> None:
             assert code == 0, output[-500:]
             if extra:
                 json.loads(output)
-
-
-@pytest.fixture
-def exporter(app: App) -> Iterator[Exporter]:
-    served = Exporter(app)
-    try:
-        yield served
-    finally:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=10)
 
 
 def test_every_read_and_a_scrape_survive_any_row(app: App, exporter: Exporter) -> None:
