@@ -1,5 +1,6 @@
 """The Supervisor program of a worker, as the deploy role writes it (``ictq supervisor-config``,
-:mod:`ictq.cli.deploy`, prints it for installing by hand).
+:mod:`ictq.cli.deploy`, prints it for installing by hand): ictq workers (``ictq work``) or the
+Laravel application's PHP workers (``php artisan queue:work database``), under the same rules.
 
 It renders the Ansible role's own template (``roles/ictq_worker/templates/``,
 ``etc/supervisor/conf.d/laravel-worker.conf.j2``) with the same variable names and the role's own
@@ -32,6 +33,7 @@ TEMPLATES_ENV = "ICTQ_TEMPLATES"
 T = TypeVar("T")
 
 MAX_PROCS = 1000  #: worker processes in one program
+KINDS = ("ictq", "php")  #: what a program runs: ``ictq work``, or Laravel's ``php artisan queue:work``
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)  # a program or account name
 _BYTES = re.compile(r"[0-9]{1,12}(KB|MB|GB)?", re.ASCII)
 #: Characters Supervisor gives a meaning to in a value: INI sections, comments and ``%(x)s``
@@ -86,6 +88,8 @@ class WorkerProgram:
     venv: str
     user: str = _role_default("user", str)
     program: str = _role_default("program", str)
+    kind: str = KINDS[0]
+    php: str = _role_default("php", str)
     numprocs: int = _role_default("numprocs", int)
     queue: str = _role_default("queue", str)
     sleep: int = _role_default("sleep", int)
@@ -108,6 +112,8 @@ class WorkerProgram:
         """Refuse what the role refuses, saying what to change; and any value that would change the
         meaning of the file: Supervisor reads it as INI (``[section]``, ``;`` and ``#`` comments,
         ``%(name)s`` expansions) and splits ``command=`` like a shell (blanks, quotes, backslashes)."""
+        if self.kind not in KINDS:
+            raise ConfigError(f"--kind {shown(self.kind)}: one of {', '.join(KINDS)}")
         self._check_text()
         self._check_numbers()
         if self.numprocs < 1:
@@ -132,7 +138,7 @@ class WorkerProgram:
                 raise ConfigError(f"--{option} {shown(value)}: use letters, digits, '.', '_' and '-' only "
                                   "(not starting with '-')")
         texts = {"queue": self.queue, "backoff": self.backoff, "app-dir": self.app_dir, "venv": self.venv,
-                 "log-dir": self.supervisor_log_dir}
+                 "php": self.php, "log-dir": self.supervisor_log_dir}
         for option, value in texts.items():
             if problem := unsafe_in_supervisor(value):
                 raise ConfigError(f"--{option} {shown(value)}: {problem}")
@@ -162,10 +168,20 @@ class WorkerProgram:
                 raise ConfigError(f"--{option} {value} is out of range (0 to {maximum})")
 
     def variables(self) -> dict[str, Any]:
-        """The template's variables: the role's names (``ictq_worker_*``)."""
+        """The template's variables: the role's names (``ictq_worker_*``), and the program itself as
+        the role passes each entry of ``ictq_worker_programs`` (``ictq_worker_supervisor_program``)."""
         values = asdict(self)
         values["extra_args"] = list(self.extra_args)
-        return {f"ictq_worker_{key}": value for key, value in values.items()}
+        names = {f"ictq_worker_{key}": value for key, value in values.items()}
+        names["ictq_worker_supervisor_program"] = {
+            "name": self.program, **{key: values[key] for key in _PROGRAM_KEYS},
+        }
+        return names
+
+
+#: What each entry of the role's ``ictq_worker_programs`` holds besides its name.
+_PROGRAM_KEYS = ("kind", "queue", "numprocs", "sleep", "tries", "backoff", "timeout", "memory", "max_time",
+                 "max_jobs", "extra_args", "autostart", "autorestart", "stopwaitsecs")
 
 
 def find_templates(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:

@@ -16,7 +16,7 @@ import click
 from ictq.cli.options import BACKOFF, COUNT, MEGABYTES, QUEUES, TRIES, WHOLE_SECONDS, WholeNumber
 from ictq.cli.state import State, pass_state
 from ictq.config import shown
-from ictq.deploy import MAX_PROCS, TEMPLATES_ENV, WorkerProgram, find_templates, render_program
+from ictq.deploy import KINDS, MAX_PROCS, TEMPLATES_ENV, WorkerProgram, find_templates, render_program
 from ictq.errors import ConfigError
 
 
@@ -45,6 +45,9 @@ def _backoff_text(ctx: click.Context, param: click.Parameter, value: str) -> str
 @click.option("--user", default=WorkerProgram.user, show_default=True,
               help="The account the workers run as (not root).")
 @click.option("--program", default=WorkerProgram.program, show_default=True, help="Supervisor program (group) name.")
+@click.option("--kind", type=click.Choice(KINDS), default=WorkerProgram.kind, show_default=True,
+              help="ictq workers (ictq work), or the Laravel app's PHP workers (php artisan queue:work database).")
+@click.option("--php", default=WorkerProgram.php, show_default=True, help="The PHP binary (--kind php).")
 @click.option("--numprocs", type=PROCS, default=WorkerProgram.numprocs, show_default=True, help="Worker processes.")
 @click.option("--queue", type=QUEUES, default=WorkerProgram.queue, show_default=True, help="Queues, comma-separated.")
 @click.option("--sleep", type=WHOLE_SECONDS, default=WorkerProgram.sleep, show_default=True)
@@ -72,6 +75,7 @@ def supervisor_config(state: State, /, app_dir: str, retry_after: int | None, te
                       output: str | None, extra_args: tuple[str, ...], **options: Any) -> None:
     """Print the Supervisor program that runs the workers (the role's laravel-worker.conf).
 
+    With --kind php, the Laravel application's PHP workers in --app-dir (its artisan and .env).
     Then, as the seed describes: copy it to /etc/supervisor/conf.d/, and run
     `supervisorctl reread`, `supervisorctl update`, `supervisorctl start 'laravel-worker:*'`.
     """

@@ -5,7 +5,8 @@ its own ``sshd`` on its own loopback address.
   (suite, mirror, package list, recipe version) and keeps it under ``$ICTQ_TESTHOST_CACHE``
   (default ``/var/cache/ictq-testhosts``). Baked in: ``python3``, ``sudo``, ``openssh-server``,
   a non-root ``deploy`` user allowed to ``sudo`` without a password, and the ``.deb`` files of
-  what a deploy installs (downloaded, not installed: the deploy really installs them).
+  what a deploy installs, the PHP packages of a Laravel worker included (downloaded, not
+  installed: the deploy really installs them).
 * **Start.** Each host is a copy of the cached tree in the run's temporary directory, with
   ``/proc``, a private ``/dev/pts`` and a ``/dev/shm`` mounted, a fresh SSH host key, the run's
   client key in ``~deploy/.ssh/authorized_keys``, and ``sshd -D`` (our child) listening on
@@ -44,10 +45,12 @@ DEPLOY_USER = "deploy"
 SSH_PORT = 22
 #: Installed into the cached tree.
 BAKED = ("python3", "sudo", "openssh-server", "procps", "ca-certificates")
-#: Downloaded into apt's archive cache of the tree (the deploy installs them for real).
-PREFETCHED = ("supervisor", "logrotate", "python3-venv")
+#: Downloaded into apt's archive cache of the tree (the deploy installs them for real): what every
+#: deploy installs, then what a deploy with a PHP (Laravel) worker program adds.
+PREFETCHED = ("supervisor", "logrotate", "python3-venv",
+              "php-cli", "php-laravel-framework", "php-sqlite3", "php-pgsql", "php-mysql", "php-mbstring", "php-xml")
 #: Bump when the recipe below changes: it is part of the cache key.
-RECIPE = 4
+RECIPE = 5
 REQUIRED_TOOLS = ("debootstrap", "chroot", "mount", "umount", "ssh", "ssh-keygen")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +52,12 @@ def role_variables(**changes: Any) -> dict[str, Any]:
     values = {k: v for k, v in role_defaults().items() if "{{" not in str(v)}
     values.update(changes)
     return values
+
+
+def role_vars() -> dict[str, Any]:
+    data = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    assert isinstance(data, dict)
+    return data
 
 
 def program(**changes: Any) -> WorkerProgram:
@@ -104,10 +112,11 @@ def test_the_role_and_the_command_render_the_same_file() -> None:
 def test_the_command_has_the_role_defaults() -> None:
     defaults = role_defaults()
     for item in dataclasses.fields(WorkerProgram):
-        if item.name in ("app_dir", "venv", "extra_args"):
+        if item.name in ("app_dir", "venv", "extra_args", "kind"):
             continue
         assert getattr(WorkerProgram, item.name) == defaults[f"ictq_worker_{item.name}"], item.name
     assert defaults["ictq_worker_extra_args"] == []
+    assert WorkerProgram.kind == role_vars()["ictq_worker_program_base"]["kind"] == "ictq"
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -121,6 +130,83 @@ def test_the_command_has_the_role_defaults() -> None:
 def test_a_config_that_cannot_work_is_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         render_program(program(**changes), TEMPLATES)
+
+
+# -- several programs, ictq and PHP --------------------------------------------------------------
+
+
+def test_a_php_program_runs_laravels_worker_in_the_app_dir() -> None:
+    text = render_program(program(program="laravel-php", kind="php", queue="laravel,mail", numprocs=3,
+                                  timeout=50, stopwaitsecs=70, max_time=1800), TEMPLATES)
+    section = parse_ini(text)["program:laravel-php"]
+    assert section["command"].split() == [
+        "/usr/bin/php", "/srv/ict/artisan", "queue:work", "database", "--queue=laravel,mail", "--sleep=3",
+        "--tries=3", "--timeout=50", "--memory=128", "--max-time=1800",
+    ]
+    assert section["directory"] == "/srv/ict" and section["user"] == "ictq" and section["numprocs"] == "3"
+    assert section["stopwaitsecs"] == "70" and section["stopasgroup"] == section["killasgroup"] == "true"
+    assert "PYTHONUNBUFFERED" not in section["environment"]
+    assert "%(process_num)02d" in section["stdout_logfile"]
+    assert text.startswith("; Managed by the ictq deploy kit "), "queue_manager.sh finds the kit's files by it"
+
+
+def test_a_php_programs_optional_limits_reach_artisan() -> None:
+    command = parse_ini(render_program(
+        program(program="php", kind="php", backoff="5,30", max_jobs=100, extra_args=("--rest=1",)), TEMPLATES,
+    ))["program:php"]["command"].split()
+    assert command[-3:] == ["--max-jobs=100", "--backoff=5,30", "--rest=1"]
+
+
+@pytest.mark.parametrize("kind", ["ictq", "php"])
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"timeout": 90}, "below DB_QUEUE_RETRY_AFTER=90"),
+    ({"stopwaitsecs": 60}, "raise --stopwaitsecs"),
+    ({"numprocs": 0}, "at least one worker"),
+    ({"php": "/usr/bin/php;rm"}, "Supervisor reads them as syntax"),
+])
+def test_every_kind_of_program_has_the_same_invariants(kind: str, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render_program(program(kind=kind, **changes), TEMPLATES)
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--kind 'perl': one of ictq, php"):
+        render_program(program(kind="perl"), TEMPLATES)
+
+
+@pytest.mark.parametrize("kind", ["ictq", "php"])
+def test_the_role_renders_each_program_as_the_command_does(kind: str) -> None:
+    # The role passes each entry of ictq_worker_programs, completed, as ictq_worker_supervisor_program.
+    made = program(program=f"w-{kind}", kind=kind, queue="q1", numprocs=1, timeout=30, stopwaitsecs=40)
+    entry = made.variables()["ictq_worker_supervisor_program"]
+    by_role = render_template(TEMPLATES, PROGRAM, role_variables(
+        ictq_worker_app_dir="/srv/ict", ictq_worker_venv="/opt/ictq/venv", ictq_worker_supervisor_program=entry,
+    ))
+    assert by_role == render_program(made, TEMPLATES)
+
+
+def test_a_program_entry_has_the_keys_the_role_completes_it_with() -> None:
+    entry = program().variables()["ictq_worker_supervisor_program"]
+    base = role_vars()["ictq_worker_program_base"]
+    assert set(entry) == {"name", *base}
+    for key, value in base.items():
+        if key != "kind":
+            assert value == f"{{{{ ictq_worker_{key} }}}}", key
+    suboptions = role_options()["ictq_worker_programs"]["options"]
+    assert set(suboptions) == set(entry)
+    assert suboptions["name"].get("required") is True
+    assert all("default" not in spec for spec in suboptions.values()), "a key left out takes the single variable"
+
+
+def test_ansibles_validator_checks_each_program() -> None:
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = {"ictq_worker_programs": role_options()["ictq_worker_programs"]}
+    good = [{"name": "w", "kind": "ictq"}, {"name": "p", "kind": "php", "numprocs": 2, "timeout": 30}]
+    assert not ArgumentSpecValidator(spec).validate({"ictq_worker_programs": good}).error_messages
+    for bad in ([{"kind": "php"}], [{"name": "p", "kind": "perl"}], [{"name": "p", "numprocs": "many"}],
+                [{"name": "p", "tmeout": 30}]):
+        assert ArgumentSpecValidator(spec).validate({"ictq_worker_programs": bad}).error_messages, bad
 
 
 def test_supervisor_config_command(tmp_path: Path) -> None:
@@ -333,4 +419,60 @@ def test_the_playbook_parses() -> None:
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check",
                            "-i", "inventory.example", "playbooks/deploy.yml"],
                           cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- the role's refusals, run by Ansible itself (the role's validate tasks, on the control node) --------
+
+
+VALIDATE_PLAY = """\
+- name: The role's checks only
+  hosts: localhost
+  connection: local
+  gather_facts: true
+  tasks:
+    - name: Validate
+      ansible.builtin.include_role:
+        name: ictq_worker
+        tasks_from: validate
+"""
+
+
+def validate_role(tmp_path: Path, **variables: Any) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "play.yml").write_text(VALIDATE_PLAY)
+    (tmp_path / "wheels").mkdir(exist_ok=True)
+    (tmp_path / "wheels" / "ictq-1.0-py3-none-any.whl").touch()
+    extra = {"ansible_python_interpreter": sys.executable, "ictq_worker_wheelhouse": str(tmp_path / "wheels"),
+             "ictq_worker_db_password": "x", **variables}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,",
+                           str(tmp_path / "play.yml"), "-e", json.dumps(extra)],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=280)
+
+
+MIXED = [{"name": "laravel-worker"}, {"name": "laravel-php", "kind": "php", "queue": "laravel", "timeout": 30}]
+
+
+@pytest.mark.parametrize(("variables", "task", "message"), [
+    ({"ictq_worker_db_connection": "sqlite", "ictq_worker_programs": MIXED}, "Refuse PHP programs on SQLite",
+     "database is locked"),
+    ({"ictq_worker_programs": [MIXED[0], {**MIXED[1], "timeout": 95, "stopwaitsecs": 100}]},
+     "Check the worker timeouts", "program laravel-php: numprocs=2, timeout=95, retry_after=90"),
+    ({"ictq_worker_programs": [MIXED[0], {**MIXED[1], "stopwaitsecs": 30}]},
+     "Check the worker timeouts", "raise ictq_worker_stopwaitsecs, or the program's stopwaitsecs"),
+    ({"ictq_worker_programs": [MIXED[0], {**MIXED[1], "name": "laravel-worker"}]},
+     "Check the worker programs' names and kinds", "Need unique names"),
+], ids=["php-on-sqlite", "php-timeout", "php-stopwaitsecs", "duplicate-name"])
+def test_the_role_refuses_what_cannot_work(tmp_path: Path, variables: dict[str, Any], task: str,
+                                           message: str) -> None:
+    proc = validate_role(tmp_path, **variables)
+    assert proc.returncode != 0, proc.stdout
+    last_task = [line for line in proc.stdout.splitlines() if line.startswith("TASK [")][-1]
+    assert last_task.startswith(f"TASK [ictq_worker : {task}"), proc.stdout
+    assert message in " ".join(proc.stdout.split()), proc.stdout
+
+
+def test_the_role_accepts_php_and_ictq_programs_on_postgresql(tmp_path: Path) -> None:
+    proc = validate_role(tmp_path, ictq_worker_programs=MIXED)
     assert proc.returncode == 0, proc.stdout + proc.stderr
