@@ -14,7 +14,9 @@ from fabfile.tasks import collection
 
 #: Settings under ``queue.`` (fabric.yaml, ``FABRIC_QUEUE_*`` environment variables, ``-f FILE``).
 #: user, app_dir, venv, program, log_file: None = the inventory's ``ictq_worker_*`` variables,
-#: else the deploy role's defaults (roles/ictq_worker/defaults/main.yml).
+#: else the deploy role's defaults (roles/ictq_worker/defaults/main.yml). programs: the Supervisor
+#: programs to act on (a list or "a,b"); None = the names of the inventory's ictq_worker_programs,
+#: else ``program`` alone.
 DEFAULTS = {
     "inventory": None,
     "group": "workers",
@@ -22,6 +24,7 @@ DEFAULTS = {
     "app_dir": None,
     "venv": None,
     "program": None,
+    "programs": None,
     "log_file": None,
     "parallel": 10,
     "connect_timeout": 10,

@@ -64,8 +64,8 @@ def _usage(message: str) -> Exit:
 
 def _supervisor_status(shell: Shell, out: fleet.HostReport) -> tuple[int, str, list[supervisor.Process]]:
     app = shell.target.app
-    result = shell.root(["supervisorctl", "status", app.group])
-    code, words = supervisor.summary(result, app.program)
+    result = shell.root(["supervisorctl", "status", *app.groups])
+    code, words = supervisor.summary(result, app.described)
     found = supervisor.processes(result)
     out.say(words if code == 0 else "workers: " + words.removeprefix("workers: "))
     for line in supervisor.table(found):
@@ -92,7 +92,7 @@ def _queue_line(shell: Shell, out: fleet.HostReport) -> bool:
 
 @fleet_task()
 def status(c: Any) -> None:
-    """Workers (supervisorctl status 'laravel-worker:*'), queue size and failed jobs, per host.
+    """Workers of every program (supervisorctl status 'laravel-worker:*' ...), queue size, failed jobs, per host.
 
     Exit 3 when workers are stopped somewhere, 4 when Supervisor does not know the program or
     supervisord is down, 1 for other failures (unreachable host, database...).
@@ -114,18 +114,18 @@ def _supervisorctl(verb: str, want: str) -> fleet.Action:
 
     def action(shell: Shell, out: fleet.HostReport) -> None:
         app = shell.target.app
-        before = {p.name: p.pid for p in supervisor.processes(shell.root(["supervisorctl", "status", app.group]))}
-        result = shell.root(["supervisorctl", verb, app.group])
+        before = {p.name: p.pid for p in supervisor.processes(shell.root(["supervisorctl", "status", *app.groups]))}
+        result = shell.root(["supervisorctl", verb, *app.groups])
         for line in result.text.splitlines():
             out.say(line)
         if result.exited != 0:
-            _, words = supervisor.summary(result, app.program)
+            _, words = supervisor.summary(result, app.described)
             raise HostError(f"supervisorctl {verb} failed: {words}", result.exited)
-        after = shell.root(["supervisorctl", "status", app.group])
+        after = shell.root(["supervisorctl", "status", *app.groups])
         found = supervisor.processes(after)
         wrong = [p for p in found if p.state != want]
         if not found or wrong:
-            _, words = supervisor.summary(after, app.program)
+            _, words = supervisor.summary(after, app.described)
             raise HostError(f"after {verb}: {words}" if not wrong else
                             f"after {verb}: {', '.join(f'{p.name} {p.state}' for p in wrong)}")
         if verb == "restart":
@@ -142,23 +142,24 @@ def _supervisorctl(verb: str, want: str) -> fleet.Action:
 
 @fleet_task()
 def start(c: Any) -> None:
-    """Start the workers (supervisorctl start 'laravel-worker:*'), on each host."""
+    """Start the workers of every program (supervisorctl start 'laravel-worker:*' ...), on each host."""
     _each(c, "start", _supervisorctl("start", "RUNNING"))
 
 
 @fleet_task()
 def stop(c: Any) -> None:
-    """Stop the workers; each finishes its current job first (supervisorctl stop 'laravel-worker:*')."""
+    """Stop the workers of every program; each finishes its current job first (supervisorctl stop ...)."""
     _each(c, "stop", _supervisorctl("stop", "STOPPED"))
 
 
 @fleet_task()
 def restart(c: Any) -> None:
-    """Restart the workers gracefully: each finishes its current job, then runs anew (new PIDs).
+    """Restart the workers of every program gracefully: each finishes its job, then runs anew (new PIDs).
 
-    supervisorctl restart 'laravel-worker:*' on each host: Supervisor sends TERM, the worker ends
-    its job (within stopwaitsecs) and exits, then Supervisor starts it again. Only the named hosts
-    restart (`ictq restart` would restart every worker of the database, on every host).
+    supervisorctl restart 'laravel-worker:*' (and every further program's group, PHP ones
+    included) on each host: Supervisor sends TERM, the worker ends its job (within stopwaitsecs)
+    and exits, then Supervisor starts it again. Only the named hosts restart (`ictq restart`
+    would restart every worker of the database, on every host).
     """
     _each(c, "restart", _supervisorctl("restart", "RUNNING"))
 
@@ -182,10 +183,10 @@ def reread(c: Any) -> None:
 
 @fleet_task()
 def update(c: Any) -> None:
-    """Apply a changed program file (supervisorctl update laravel-worker), on each host."""
+    """Apply changed program files (supervisorctl update laravel-worker ...), on each host."""
 
     def action(shell: Shell, out: fleet.HostReport) -> None:
-        _passthrough(["supervisorctl", "update", shell.target.app.program], "supervisorctl update")(shell, out)
+        _passthrough(["supervisorctl", "update", *shell.target.app.program_names], "supervisorctl update")(shell, out)
 
     _each(c, "update", action)
 

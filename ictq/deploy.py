@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 MAX_PROCS = 1000  #: worker processes in one program
 KINDS = ("ictq", "php")  #: what a program runs: ``ictq work``, or Laravel's ``php artisan queue:work``
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)  # a program or account name
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", re.ASCII)  #: a program or account name
 _BYTES = re.compile(r"[0-9]{1,12}(KB|MB|GB)?", re.ASCII)
 #: Characters Supervisor gives a meaning to in a value: INI sections, comments and ``%(x)s``
 #: expansions; the shell-like split of ``command=`` (quotes, backslashes); ``,`` is allowed
@@ -134,7 +134,7 @@ class WorkerProgram:
     def _check_text(self) -> None:
         names = {"program": self.program, "user": self.user}
         for option, value in names.items():
-            if not _NAME.fullmatch(value):
+            if not NAME.fullmatch(value):
                 raise ConfigError(f"--{option} {shown(value)}: use letters, digits, '.', '_' and '-' only "
                                   "(not starting with '-')")
         texts = {"queue": self.queue, "backoff": self.backoff, "app-dir": self.app_dir, "venv": self.venv,

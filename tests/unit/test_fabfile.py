@@ -17,7 +17,7 @@ from fabric.testing.base import Command, MockRemote, Session
 from fabfile import DEFAULTS
 from fabfile.hosts import HostsError, resolve, ssh_options
 from fabfile.remote import Output
-from fabfile.settings import App, role_defaults
+from fabfile.settings import App, SettingsError, role_defaults
 from fabfile.supervisor import processes, summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,3 +241,70 @@ def test_no_hosts_is_refused_before_any_connection(fab: Any) -> None:
         code, out, err = fab("queue.restart")
     assert code == 2 and out == ""
     assert err.strip().startswith("no hosts: name them with -H (fab -H host1,host2 queue.restart)")
+
+
+# -- several programs (ictq and PHP workers) ------------------------------------------------------
+
+
+def test_the_programs_come_from_the_inventorys_program_list_or_the_configuration(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path)
+    (tmp_path / "host_vars" / "w1.yml").write_text(
+        "ictq_worker_programs:\n  - {name: laravel-worker, kind: ictq}\n"
+        "  - {name: laravel-php, kind: php, numprocs: 1}\n")
+    w1, w2 = resolve((), config(inventory=str(inventory)), "queue.status")
+    assert w1.app.program_names == ("laravel-worker", "laravel-php")
+    assert w1.app.groups == ["laravel-worker:*", "laravel-php:*"]
+    assert w2.app.program_names == ("laravel-worker",), "without a list: the single program"
+    [w2_listed] = resolve(("w2",), config(inventory=str(inventory), programs="a, b"), "queue.status")
+    assert w2_listed.app.program_names == ("a", "b")
+
+
+@pytest.mark.parametrize(("programs", "message"), [
+    ("{{ my_programs }}", "is a template"),
+    ("ok,bad name", "'bad name' is not a Supervisor program name"),
+    ({"name": "x"}, "a list of programs"),
+], ids=["template", "bad-name", "not-a-list"])
+def test_a_program_list_that_cannot_be_used_is_one_line(programs: Any, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(("w1",), config(programs=programs), "queue.status")
+
+
+STATUS_TWO_PROGRAMS = STATUS_OK + b"laravel-php:laravel-php_00         RUNNING   pid 201, uptime 0:01:00\n"
+AFTER_RESTART = (b"laravel-worker:laravel-worker_00   RUNNING   pid 111, uptime 0:00:01\n"
+                 b"laravel-worker:laravel-worker_01   RUNNING   pid 112, uptime 0:00:01\n"
+                 b"laravel-php:laravel-php_00         RUNNING   pid 211, uptime 0:00:01\n")
+GROUPS = ("laravel-worker:*", "laravel-php:*")
+
+
+def test_status_shows_every_programs_processes(fab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FABRIC_QUEUE_PROGRAMS", "laravel-worker,laravel-php")
+    with MockRemote() as remote:
+        expect(remote, Session("w1", commands=[
+            Command(root_command("supervisorctl", "status", *GROUPS), out=STATUS_TWO_PROGRAMS),
+            Command(ictq_command("size", "--json"), out=SIZE)]))
+        code, out, _ = fab("-H", "w1", "queue.status")
+    assert code == 0
+    assert out.splitlines()[1:5] == [
+        "  workers: all 3 running",
+        "    laravel-worker:laravel-worker_00  RUNNING   pid 101, uptime 0:01:00",
+        "    laravel-worker:laravel-worker_01  RUNNING   pid 102, uptime 0:01:00",
+        "    laravel-php:laravel-php_00        RUNNING   pid 201, uptime 0:01:00",
+    ]
+
+
+def test_restart_and_update_act_on_every_program(fab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FABRIC_QUEUE_PROGRAMS", "laravel-worker,laravel-php")
+    with MockRemote() as remote:
+        expect(remote, Session("w1", commands=[
+            Command(root_command("supervisorctl", "status", *GROUPS), out=STATUS_TWO_PROGRAMS),
+            Command(root_command("supervisorctl", "restart", *GROUPS), out=b"laravel-php:laravel-php_00: stopped\n"),
+            Command(root_command("supervisorctl", "status", *GROUPS), out=AFTER_RESTART)]))
+        code, out, _ = fab("-H", "w1", "queue.restart")
+    assert code == 0, out
+    assert "  new PIDs: laravel-worker_00 101 -> 111, laravel-worker_01 102 -> 112, laravel-php_00 201 -> 211" in \
+        out.splitlines()
+    with MockRemote() as remote:
+        expect(remote, Session("w1", cmd=root_command("supervisorctl", "update", "laravel-worker", "laravel-php"),
+                               out=b""))
+        code, _, _ = fab("-H", "w1", "queue.update")
+    assert code == 0
