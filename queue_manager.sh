@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # queue_manager.sh — start, stop and look at the ICT queue workers.
 #
-# Where the Supervisor program "laravel-worker" is configured (production), it drives
-# supervisorctl on the group laravel-worker:*. Elsewhere (a developer machine) it manages one
-# background `ictq work` with a pid file in storage/.
+# Where Supervisor runs the workers (production), it drives supervisorctl on every program the
+# deploy kit installed (ictq workers and the Laravel app's PHP workers alike: each program's
+# group NAME:*). Elsewhere (a developer machine) it manages one background `ictq work` with a
+# pid file in storage/.
 set -euo pipefail
 
 usage() {
@@ -11,10 +12,10 @@ usage() {
 Usage: queue_manager.sh COMMAND [ARGS]
 
 Commands:
-  start            start the workers (Supervisor group, or one background worker)
+  start            start the workers (every Supervisor program, or one background worker)
   stop             stop them; each finishes its current job first
   restart          stop, then start
-  status           worker state and queue sizes (exit 0 running, 3 stopped)
+  status           each program's workers, and queue sizes (exit 0 running, 3 stopped)
   list [ARGS]      queued jobs (ictq list ARGS, e.g. --queue emails --state delayed)
   logs [-n N] [-f] the last N lines of storage/logs/queue.log (default 50); -f follows
   test EMAIL       send the test e-mails (password reset, account activation) through the queue
@@ -23,8 +24,13 @@ Environment:
   APP_DIR              application directory with .env (default: this script's directory)
   ICTQ                 the ictq command (default: APP_DIR/.venv/bin/ictq, APP_DIR/venv/bin/ictq, or ictq on PATH)
   SUPERVISORCTL        the supervisorctl command (default: supervisorctl)
-  SUPERVISOR_PROGRAM   the Supervisor program (default: laravel-worker)
-  SUPERVISOR_CONF      its file; when it exists, Supervisor mode is used (default: /etc/supervisor/conf.d/PROGRAM.conf)
+  SUPERVISOR_PROGRAMS  the Supervisor programs, space- or comma-separated (default: SUPERVISOR_PROGRAM if set,
+                       else every program of the files in SUPERVISOR_CONF_DIR marked "Managed by the ictq
+                       deploy kit", else laravel-worker)
+  SUPERVISOR_PROGRAM   one Supervisor program, when SUPERVISOR_PROGRAMS is not set
+  SUPERVISOR_CONF_DIR  Supervisor's include directory (default: /etc/supervisor/conf.d)
+  SUPERVISOR_CONF      a program file; when it (or any program's SUPERVISOR_CONF_DIR/NAME.conf) exists,
+                       Supervisor mode is used (default: SUPERVISOR_CONF_DIR/FIRST_PROGRAM.conf)
   QUEUE_WORK_ARGS      extra arguments for `ictq work` in local mode (default: --max-time=3600)
   STOP_TIMEOUT         seconds to wait for a local worker to finish its job (default: 70)
   TEST_EMAIL_WAIT      seconds `test` waits for the mails to be sent (default: 60)
@@ -36,10 +42,10 @@ EOF
 die() { echo "queue_manager: $*" >&2; exit 1; }
 
 APP_DIR=${APP_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
-PROGRAM=${SUPERVISOR_PROGRAM:-laravel-worker}
+CONF_DIR=${SUPERVISOR_CONF_DIR:-/etc/supervisor/conf.d}
+KIT_MARKER="; Managed by the ictq deploy kit"
 read -r -a SUPERVISORCTL_CMD <<<"${SUPERVISORCTL:-supervisorctl}"
 read -r -a WORK_ARGS <<<"${QUEUE_WORK_ARGS:---max-time=3600}"
-SUPERVISOR_CONF=${SUPERVISOR_CONF:-/etc/supervisor/conf.d/${PROGRAM}.conf}
 PID_FILE="$APP_DIR/storage/queue-worker.pid"
 LOG_FILE="$APP_DIR/storage/logs/queue.log"
 OUT_FILE="$APP_DIR/storage/logs/worker.out"
@@ -61,27 +67,61 @@ ictq() {
 
 # -- Supervisor mode -------------------------------------------------------------------
 
+# The programs driven: named, or found in the kit's files (ictq and PHP workers alike).
+find_programs() {
+  local names=() file name
+  if [[ -n ${SUPERVISOR_PROGRAMS:-} ]]; then
+    read -r -a names <<<"${SUPERVISOR_PROGRAMS//,/ }"
+  elif [[ -n ${SUPERVISOR_PROGRAM:-} ]]; then
+    names=("$SUPERVISOR_PROGRAM")
+  else
+    for file in "$CONF_DIR"/*.conf; do
+      grep -qF -- "$KIT_MARKER" "$file" 2>/dev/null || continue
+      name=$(sed -n 's/^\[program:\(.*\)\][[:space:]]*$/\1/p' "$file" | head -n 1)
+      [[ -n $name ]] && names+=("$name")
+    done
+  fi
+  ((${#names[@]})) || names=(laravel-worker)
+  for name in "${names[@]}"; do
+    [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || { echo "queue_manager: '$name' is not a Supervisor program name" >&2; exit 2; }
+  done
+  PROGRAMS=("${names[@]}")
+  GROUPS_ARGS=("${names[@]/%/:*}")
+}
+
 supervised() {
-  # The program's file in conf.d decides even while supervisord is down (then supervisorctl
+  # A program's file in conf.d decides even while supervisord is down (then supervisorctl
   # says so), so production never falls back to a stray background worker.
-  [[ -f $SUPERVISOR_CONF ]] && return 0
+  local program available
+  [[ -f ${SUPERVISOR_CONF:-$CONF_DIR/${PROGRAMS[0]}.conf} ]] && return 0
+  for program in "${PROGRAMS[@]}"; do
+    [[ -f $CONF_DIR/$program.conf ]] && return 0
+  done
   command -v "${SUPERVISORCTL_CMD[0]}" >/dev/null 2>&1 || return 1
-  local programs
-  programs=$("${SUPERVISORCTL_CMD[@]}" avail 2>/dev/null) || return 1
-  grep -q "^${PROGRAM}:" <<<"$programs"
+  available=$("${SUPERVISORCTL_CMD[@]}" avail 2>/dev/null) || return 1
+  for program in "${PROGRAMS[@]}"; do
+    grep -q "^${program}:" <<<"$available" && return 0
+  done
+  return 1
 }
 
 sv() { "${SUPERVISORCTL_CMD[@]}" "$@"; }
 
+# Each program's processes under its name; 0 when all run, 3 when any does not.
 sv_status() {
-  local code=0
-  sv status "${PROGRAM}:*" || code=$?
-  case $code in
-    0) return 0 ;;
-    3) echo "some ${PROGRAM} processes are not running"; return 3 ;;
-    4) echo "${PROGRAM} is unknown to Supervisor, or supervisord is not running"; return 3 ;;
-    *) return "$code" ;;
-  esac
+  local program code result=0
+  for program in "${PROGRAMS[@]}"; do
+    echo "${program}:"
+    code=0
+    sv status "${program}:*" || code=$?
+    case $code in
+      0) ;;
+      3) echo "some ${program} processes are not running"; result=3 ;;
+      4) echo "${program} is unknown to Supervisor, or supervisord is not running"; result=3 ;;
+      *) [[ $result -ne 0 ]] || result=$code ;;
+    esac
+  done
+  return "$result"
 }
 
 # -- local mode --------------------------------------------------------------------------
@@ -171,10 +211,11 @@ main() {
   local command=${1:-}
   [[ -n $command ]] || { usage >&2; exit 2; }
   shift
+  find_programs
   case $command in
-    start) if supervised; then sv start "${PROGRAM}:*"; else local_start; fi ;;
-    stop) if supervised; then sv stop "${PROGRAM}:*"; else local_stop; fi ;;
-    restart) if supervised; then sv restart "${PROGRAM}:*"; else local_stop && local_start; fi ;;
+    start) if supervised; then sv start "${GROUPS_ARGS[@]}"; else local_start; fi ;;
+    stop) if supervised; then sv stop "${GROUPS_ARGS[@]}"; else local_stop; fi ;;
+    restart) if supervised; then sv restart "${GROUPS_ARGS[@]}"; else local_stop && local_start; fi ;;
     status) cmd_status ;;
     list) ictq list "$@" ;;
     logs) cmd_logs "$@" ;;

@@ -1,5 +1,6 @@
 """``queue_manager.sh`` in both modes: with a real supervisord running the laravel-worker
-program, and without Supervisor (one background worker and a pid file)."""
+program, or every program of the deploy kit found in an include directory, and without
+Supervisor (one background worker and a pid file)."""
 
 from __future__ import annotations
 
@@ -71,12 +72,29 @@ def test_list_and_logs(sqlite_app: App) -> None:
     assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 2 and "worker-stopping" in logs.stdout
 
 
-@pytest.fixture
-def supervisord(app: App) -> Iterator[str]:
-    """A real supervisord with the laravel-worker program (2 processes) on ``app``."""
+def _program(app: App, name: str, queue: str, numprocs: int) -> str:
+    """A program file as the deploy kit writes one (its marker line first), for ``app``."""
+    env = ",".join(f'{k}="{v}"' for k, v in app.env().items() if k in ("PYTHONPATH", "ICTQ_TEST_OUT", "PATH"))
+    return f"""; Managed by the ictq deploy kit (a test's copy): local edits are overwritten.
+[program:{name}]
+process_name=%(program_name)s_%(process_num)02d
+command={BIN / "ictq"} --env-file {app.env_file} work --queue={queue} --sleep 0.1 --max-time=3600
+directory={app.root}
+numprocs={numprocs}
+autostart=true
+autorestart=true
+stopasgroup=true
+killasgroup=true
+stopwaitsecs=30
+environment={env}
+stdout_logfile={app.root}/storage/logs/%(program_name)s_%(process_num)02d.out
+redirect_stderr=true
+"""
+
+
+def _start_supervisord(app: App, programs: str) -> str:
     conf = app.root / "supervisord.conf"
     sock = app.root / "supervisor.sock"
-    env = ",".join(f'{k}="{v}"' for k, v in app.env().items() if k in ("PYTHONPATH", "ICTQ_TEST_OUT", "PATH"))
     conf.write_text(f"""
 [unix_http_server]
 file={sock}
@@ -88,7 +106,91 @@ nodaemon=false
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{sock}
-[program:laravel-worker]
+{programs}""")
+    (app.root / "storage" / "logs").mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(BIN / "supervisord"), "-c", str(conf)], check=True)
+    return f"{BIN / 'supervisorctl'} -c {conf}"
+
+
+def _stop_supervisord(app: App) -> None:
+    pid = int((app.root / "supervisord.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def two_programs(app: App) -> Iterator[tuple[str, Path]]:
+    """A real supervisord running two programs of the kit from an include directory: laravel-worker
+    (2 processes, queue default) and laravel-mail (1 process, queue emails); and that directory,
+    which also holds a program that is not the kit's."""
+    conf_dir = app.root / "conf.d"
+    conf_dir.mkdir()
+    (conf_dir / "laravel-worker.conf").write_text(_program(app, "laravel-worker", "default", 2))
+    (conf_dir / "laravel-mail.conf").write_text(_program(app, "laravel-mail", "emails", 1))
+    (conf_dir / "other.conf").write_text("[program:other]\ncommand=sleep 3600\n")
+    ctl = _start_supervisord(app, f"[include]\nfiles={conf_dir}/*.conf\n")
+    try:
+        yield ctl, conf_dir
+    finally:
+        _stop_supervisord(app)
+
+
+def test_supervisor_mode_drives_every_program_of_the_kit(app: App, two_programs: tuple[str, Path]) -> None:
+    ctl, conf_dir = two_programs
+    env = {"SUPERVISORCTL": ctl, "SUPERVISOR_CONF_DIR": str(conf_dir)}
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return manage(app, "status", **env)
+
+    def pids() -> dict[str, int]:
+        lines = [line.split() for line in status().stdout.splitlines()]
+        return {parts[0]: int(parts[3].rstrip(",")) for parts in lines if len(parts) > 3 and parts[2] == "pid"}
+
+    wait_for(lambda: status().stdout.count("RUNNING") == 3, what="the three workers RUNNING")
+    first = status()
+    assert first.returncode == 0, first.stdout
+    assert first.stdout.startswith("laravel-mail:\n"), "each program under its name"
+    assert "\nlaravel-worker:\n" in first.stdout
+    assert set(pids()) == {"laravel-mail:laravel-mail_00", "laravel-worker:laravel-worker_00",
+                           "laravel-worker:laravel-worker_01"}, "the kit's programs, not the others"
+    app.client().dispatch("test.record", {"n": 1})
+    app.client().dispatch("test.record", {"n": 2}, queue="emails")
+    wait_for(lambda: sorted(app.executions()) == ["1", "2"], what="a job of each program's queue")
+
+    stopped = manage(app, "stop", **env)
+    assert stopped.returncode == 0, stopped.stderr
+    after = status()
+    assert after.returncode == 3 and after.stdout.count("STOPPED") == 3
+    assert "some laravel-mail processes are not running" in after.stdout
+    assert "other" not in after.stdout
+
+    assert manage(app, "start", **env).returncode == 0
+    wait_for(lambda: status().stdout.count("RUNNING") == 3, what="the three workers RUNNING again")
+    before = pids()
+    assert manage(app, "restart", **env).returncode == 0
+    wait_for(lambda: status().stdout.count("RUNNING") == 3, what="the three workers RUNNING after restart")
+    after_restart = pids()
+    assert set(after_restart) == set(before)
+    assert not set(after_restart.values()) & set(before.values()), "every program restarted"
+
+    only = manage(app, "status", SUPERVISORCTL=ctl, SUPERVISOR_CONF_DIR=str(conf_dir),
+                  SUPERVISOR_PROGRAMS="laravel-worker")
+    assert only.returncode == 0 and "laravel-mail" not in only.stdout
+    bad = manage(app, "status", SUPERVISOR_PROGRAMS="x;y")
+    assert bad.returncode == 2 and bad.stderr.strip() == "queue_manager: 'x;y' is not a Supervisor program name"
+
+
+@pytest.fixture
+def supervisord(app: App) -> Iterator[str]:
+    """A real supervisord with the laravel-worker program (2 processes) on ``app``."""
+    env = ",".join(f'{k}="{v}"' for k, v in app.env().items() if k in ("PYTHONPATH", "ICTQ_TEST_OUT", "PATH"))
+    ctl = _start_supervisord(app, f"""[program:laravel-worker]
 process_name=%(program_name)s_%(process_num)02d
 command={BIN / "ictq"} --env-file {app.env_file} work --sleep 0.1 --max-time=3600
 directory={app.root}
@@ -102,21 +204,10 @@ environment={env}
 stdout_logfile={app.root}/storage/logs/worker_%(process_num)02d.out
 stderr_logfile={app.root}/storage/logs/worker_%(process_num)02d.err
 """)
-    (app.root / "storage" / "logs").mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(BIN / "supervisord"), "-c", str(conf)], check=True)
-    ctl = f"{BIN / 'supervisorctl'} -c {conf}"
     try:
         yield ctl
     finally:
-        pid = int((app.root / "supervisord.pid").read_text())
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        _stop_supervisord(app)
 
 
 def test_supervisor_mode_drives_the_laravel_worker_group(app: App, supervisord: str) -> None:
