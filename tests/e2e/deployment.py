@@ -2,13 +2,16 @@
 
 A :class:`Deployment` owns a snapshot of the ictq source (so that edits made in the work tree
 while the tests run do not change what is deployed), an inventory with its ``group_vars`` and
-a vault made for the run, holding canary secrets that must never be shown.
+a vault made for the run, holding canary secrets that must never be shown. With ``php=True``
+the hosts also run the Laravel application of the test suite (``tests/laravel_app``, shipped
+by the deploy from a snapshot of its own) under a PHP program beside the ictq one.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,11 @@ VENV = "/opt/ictq/venv"
 PROGRAM = "laravel-worker"
 NUMPROCS = 2
 SLEEP = 1
+#: The PHP program of a deployment with ``php=True``: Laravel's queue:work on its own queue.
+PHP_PROGRAM = "laravel-php"
+PHP_NUMPROCS = 1
+PHP_QUEUE = "laravel"
+LARAVEL_APP = REPO / "tests" / "laravel_app"
 SOURCE_FILES = ("pyproject.toml", "ictq", "README.md", "LICENSE", "queue_manager.sh")
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -54,12 +62,15 @@ class Run:
 class Deployment:
     """The inventory, vault and source snapshot of one test run."""
 
-    def __init__(self, fleet: HostFleet, hosts: list[TestHost], db_env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, fleet: HostFleet, hosts: list[TestHost], db_env: dict[str, str], workdir: Path,
+                 php: bool = False) -> None:
         self.fleet = fleet
         self.hosts = hosts
         self.db_env = db_env
         self.workdir = workdir
+        self.php = php
         self.source = workdir / "src"
+        self.laravel_app = workdir / "laravel_app"
         self.wheelhouse = workdir / "wheelhouse"
         self.canary_db = f"canary-db-{uuid.uuid4().hex}"
         self.canary_mail = f"canary-mail-{uuid.uuid4().hex}"
@@ -74,6 +85,8 @@ class Deployment:
     # -- source -------------------------------------------------------------------------------
 
     def _snapshot_source(self) -> None:
+        if self.php:
+            shutil.copytree(LARAVEL_APP, self.laravel_app, ignore=shutil.ignore_patterns(".env"))
         self.source.mkdir()
         for name in SOURCE_FILES:
             path = REPO / name
@@ -127,6 +140,11 @@ class Deployment:
             "ictq_worker_queue_manager_src": str(self.source / "queue_manager.sh"),
             "ictq_worker_app_files": f"[{{src: {Path(__file__).parent / 'e2e_jobs.py'}, dest: e2e_jobs.py}}]",
         }
+        if self.php:  # the ictq program as before (its keys from the variables above), and a PHP one
+            variables["ictq_worker_programs"] = (
+                f"[{{name: {PROGRAM}, kind: ictq}}, "
+                f"{{name: {PHP_PROGRAM}, kind: php, queue: {PHP_QUEUE}, numprocs: {PHP_NUMPROCS}}}]")
+            variables["ictq_worker_laravel_app_src"] = str(self.laravel_app)
         if with_secrets:
             variables["ictq_worker_db_password"] = '"{{ vault_ictq_worker_db_password }}"'
             variables["ictq_worker_mail_password"] = '"{{ vault_ictq_worker_mail_password }}"'
@@ -179,9 +197,9 @@ class Deployment:
         """``command`` as root on ``host``, over SSH (deploy user, then sudo)."""
         return self.fleet.ssh(host, f"sudo -n sh -c {_quote(command)}", timeout=timeout)
 
-    def workers(self, host: TestHost) -> dict[str, tuple[str, int]]:
-        """Supervisor's view of the program on ``host``: process name -> (state, pid)."""
-        out = self.sudo(host, f"supervisorctl status '{PROGRAM}:*'").stdout
+    def workers(self, host: TestHost, program: str = PROGRAM) -> dict[str, tuple[str, int]]:
+        """Supervisor's view of ``program`` on ``host``: process name -> (state, pid)."""
+        out = self.sudo(host, f"supervisorctl status '{program}:*'").stdout
         found: dict[str, tuple[str, int]] = {}
         for line in out.splitlines():
             parts = line.split()
@@ -190,8 +208,18 @@ class Deployment:
                 found[parts[0]] = (parts[1], pid)
         return found
 
-    def pids(self) -> dict[str, dict[str, int]]:
-        return {h.name: {name: pid for name, (_, pid) in self.workers(h).items()} for h in self.hosts}
+    def pids(self, program: str = PROGRAM) -> dict[str, dict[str, int]]:
+        return {h.name: {name: pid for name, (_, pid) in self.workers(h, program).items()} for h in self.hosts}
+
+    def artisan(self, host: TestHost, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``php artisan ARGS`` on ``host``, in the app dir, as the app user."""
+        command = f"cd {APP_DIR} && " + shlex.join(["runuser", "-u", "ictq", "--", "php", "artisan", *args])
+        return self.sudo(host, command, timeout=timeout)
+
+    def php_ran(self) -> dict[str, list[str]]:
+        """Tags the Laravel app's Record jobs appended to storage/app/ran.log, per host."""
+        return {h.name: self.sudo(h, f"cat {APP_DIR}/storage/app/ran.log 2>/dev/null || true").stdout.split()
+                for h in self.hosts}
 
     def records(self) -> list[list[str]]:
         """What the e2e job wrote on every host: [n, host, pid, __version__, metadata version]."""

@@ -2,9 +2,12 @@
 
 The hosts are Debian chroots with their own sshd (tests/support/hosts.py), reached as a
 non-root deploy user who becomes root through sudo; they share one fresh PostgreSQL database
-on 127.0.0.1. Everything is started here and torn down here. The tests run in file order on one
-deployment: first deploy and idempotence, then the state of each host (pytest-testinfra over
-SSH), jobs, secrets, refused configurations, and last a new ictq version.
+on 127.0.0.1. Each runs two worker programs under one Supervisor: ictq's, and the PHP workers
+of the Laravel application of the test suite (tests/laravel_app), which the deploy ships,
+installs PHP for and migrates. Everything is started here and torn down here. The tests run in
+file order on one deployment: first deploy and idempotence, then the state of each host
+(pytest-testinfra over SSH), jobs of both kinds, secrets, refused configurations, and last a
+new release (ictq and the Laravel app) that restarts both programs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ from typing import Any
 import pytest
 import testinfra  # type: ignore[import-untyped]
 
-from tests.e2e.deployment import APP_DIR, NUMPROCS, PROGRAM, SLEEP, VENV, Deployment, Run
+from tests.e2e.deployment import (
+    APP_DIR,
+    NUMPROCS,
+    PHP_NUMPROCS,
+    PHP_PROGRAM,
+    PHP_QUEUE,
+    PROGRAM,
+    SLEEP,
+    VENV,
+    Deployment,
+    Run,
+)
 from tests.support.app import App, wait_for
 from tests.support.databases import fresh_database
 from tests.support.hosts import HostFleet, TestHost
@@ -41,6 +55,8 @@ class Deployed:
     second: Run
     pids_after_first: dict[str, dict[str, int]]
     pids_after_second: dict[str, dict[str, int]]
+    php_pids_after_first: dict[str, dict[str, int]]
+    php_pids_after_second: dict[str, dict[str, int]]
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +68,16 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         database = stack.enter_context(fresh_database("pgsql", workdir))
         app = App(workdir, "pgsql", database.env)
         stack.callback(app.stop_all)
-        deployment = Deployment(fleet, hosts, database.env, workdir)
+        deployment = Deployment(fleet, hosts, database.env, workdir, php=True)
         first = deployment.playbook("-v", "--diff")
         assert first.returncode == 0, first.describe()
-        pids_first = deployment.pids()
+        pids_first, php_pids_first = deployment.pids(), deployment.pids(PHP_PROGRAM)
         second = deployment.playbook("-v", "--diff")
         assert second.returncode == 0, second.describe()
         sys.stderr.write(f"\ntest hosts: {fleet.timings}; deploy: first {first.seconds:.0f}s, "
                          f"second {second.seconds:.0f}s\n")
-        yield Deployed(deployment, fleet, hosts, app, first, second, pids_first, deployment.pids())
+        yield Deployed(deployment, fleet, hosts, app, first, second, pids_first, deployment.pids(),
+                       php_pids_first, deployment.pids(PHP_PROGRAM))
 
 
 def infra(deployed: Deployed, host: TestHost) -> Any:
@@ -85,13 +102,33 @@ def wait_for_records(deployed: Deployed, numbers: range, timeout: float = 60) ->
     return records
 
 
-def running_pids(deployed: Deployed) -> dict[str, dict[str, int]]:
-    pids = deployed.deployment.pids()
+def running_pids(deployed: Deployed, program: str = PROGRAM, numprocs: int = NUMPROCS) -> dict[str, dict[str, int]]:
+    pids = deployed.deployment.pids(program)
     for host in deployed.hosts:
-        states = deployed.deployment.workers(host)
-        assert len(states) == NUMPROCS, f"{host.name}: {states}"
+        states = deployed.deployment.workers(host, program)
+        assert len(states) == numprocs, f"{host.name}: {states}"
         assert all(state == "RUNNING" for state, _ in states.values()), f"{host.name}: {states}"
     return pids
+
+
+def dispatch_php(deployed: Deployed, tag: str, count: int) -> list[str]:
+    """``php artisan app:dispatch ok`` on the first host: Record jobs on the PHP program's queue."""
+    result = deployed.deployment.artisan(deployed.hosts[0], "app:dispatch", "ok", f"--count={count}",
+                                         f"--queue={PHP_QUEUE}", f"--tag={tag}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [f"{tag}-{i}" for i in range(1, count + 1)]
+
+
+def wait_for_php_jobs(deployed: Deployed, tags: list[str], timeout: float = 90) -> dict[str, list[str]]:
+    """Until every tag ran (on some host); returns host -> the tags it ran, of these."""
+    wanted = set(tags)
+
+    def done() -> dict[str, list[str]] | None:
+        ran = {host: [t for t in found if t in wanted] for host, found in deployed.deployment.php_ran().items()}
+        return ran if {t for found in ran.values() for t in found} == wanted else None
+
+    ran: dict[str, list[str]] = wait_for(done, timeout=timeout, interval=1, what=f"PHP jobs {tags[0]}..")
+    return ran
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,6 +147,11 @@ def test_first_deploy_changes_the_hosts_and_the_second_changes_nothing(deployed:
         assert set(deployed.pids_after_first[host.name]) == expected
         assert all(deployed.pids_after_first[host.name].values())
     assert deployed.pids_after_second == deployed.pids_after_first
+    php_expected = {f"{PHP_PROGRAM}:{PHP_PROGRAM}_{i:02d}" for i in range(PHP_NUMPROCS)}
+    for host in deployed.hosts:
+        assert set(deployed.php_pids_after_first[host.name]) == php_expected
+        assert all(deployed.php_pids_after_first[host.name].values())
+    assert deployed.php_pids_after_second == deployed.php_pids_after_first
     # The wheelhouse was built on the control node, where the inventory said.
     assert list(deployed.deployment.wheelhouse.glob("ictq-*.whl"))
 
@@ -157,14 +199,50 @@ def test_host_state(deployed: Deployed, index: int) -> None:
     assert manager.sha256sum == hashlib.sha256(shipped.read_bytes()).hexdigest()
     status = remote.run(f"cd {APP_DIR} && timeout 60 ./queue_manager.sh status")
     assert status.rc == 0, status.stdout + status.stderr
+    # Both programs, found by the kit's marker in their files.
+    assert f"\n{PHP_PROGRAM}:\n" in status.stdout and f"{PROGRAM}:\n" in status.stdout, status.stdout
 
 
-def _supervisor_config_by_hand() -> str:
+@pytest.mark.parametrize("index", [0, 1], ids=["worker1", "worker2"])
+def test_host_runs_the_laravel_app_under_its_php_program(deployed: Deployed, index: int) -> None:
+    host = deployed.hosts[index]
+    remote = infra(deployed, host)
+    for package in ("php-cli", "php-laravel-framework", "php-pgsql", "php-mbstring", "php-xml"):
+        assert remote.package(package).is_installed, package
+
+    for i in range(PHP_NUMPROCS):
+        program = remote.supervisor(f"{PHP_PROGRAM}:{PHP_PROGRAM}_{i:02d}")
+        assert program.is_running, program.status
+        process = remote.process.get(pid=program.pid)
+        assert process.user == USER and "artisan queue:work database" in process.args, process.args
+    conf = remote.file(f"/etc/supervisor/conf.d/{PHP_PROGRAM}.conf")
+    assert conf.user == "root" and conf.mode == 0o644
+    assert conf.content_string == _supervisor_config_by_hand(
+        "--kind", "php", "--program", PHP_PROGRAM, "--queue", PHP_QUEUE, "--numprocs", str(PHP_NUMPROCS))
+
+    # The app as in the repository, less what belongs to the host; the .env is the deploy's, shared.
+    artisan = remote.file(f"{APP_DIR}/artisan")
+    shipped = deployed.deployment.laravel_app / "artisan"
+    assert artisan.sha256sum == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert artisan.user == "root" and artisan.group == USER and artisan.mode == 0o640
+    env = remote.file(f"{APP_DIR}/.env").content_string
+    assert "QUEUE_CONNECTION=database" in env and "CACHE_DRIVER='file'" in env
+    assert not remote.file(f"{APP_DIR}/storage/logs/.gitignore").exists, "storage/ contents are not shipped"
+    for writable in ("storage/app", "storage/framework/cache/data", "storage/framework/views",
+                     "storage/framework/sessions", "bootstrap/cache"):
+        directory = remote.file(f"{APP_DIR}/{writable}")
+        assert directory.is_directory and directory.user == USER, writable
+    migrated = remote.run(f"cd {APP_DIR} && runuser -u {USER} -- php artisan migrate:status")
+    assert migrated.rc == 0 and "create_jobs_table" in migrated.stdout, migrated.stdout + migrated.stderr
+    assert "| No " not in migrated.stdout, migrated.stdout
+
+
+def _supervisor_config_by_hand(*extra: str) -> str:
     """What `ictq supervisor-config` prints for the role's settings: the same template."""
     import subprocess
 
     args = ["--app-dir", APP_DIR, "--venv", VENV, "--user", USER, "--numprocs", str(NUMPROCS),
-            "--sleep", str(SLEEP), "--retry-after", "90"]
+            "--sleep", str(SLEEP), "--retry-after", "90", *extra]
     proc = subprocess.run([sys.executable, "-m", "ictq", "supervisor-config", *args], capture_output=True,
                           text=True, check=False, cwd="/")
     assert proc.returncode == 0, proc.stderr
@@ -181,6 +259,27 @@ def test_jobs_dispatched_from_the_control_node_run_on_the_hosts(deployed: Deploy
     for n, host, pid, module_version, dist_version in records:
         assert int(pid) in pids[host].values(), f"job {n} ran in {pid}, not a worker of {host}"
         assert module_version == dist_version == version
+
+
+def test_php_jobs_dispatched_with_artisan_run_under_the_php_program(deployed: Deployed) -> None:
+    tags = dispatch_php(deployed, "first", 10)
+    ran = wait_for_php_jobs(deployed, tags)
+    assert sorted(t for found in ran.values() for t in found) == sorted(tags), "each job runs exactly once"
+    # Run by the PHP program's processes: Laravel's worker logs each job to its Supervisor log.
+    def processed() -> int | None:
+        count = 0
+        for host in deployed.hosts:
+            log = deployed.deployment.sudo(host, f"cat /var/log/supervisor/{PHP_PROGRAM}_*.log").stdout
+            count += sum(1 for line in log.splitlines() if "Processed:" in line and "App\\Jobs\\Record" in line)
+        return count if count == len(tags) else None
+
+    wait_for(processed, timeout=60, interval=1, what="the PHP program's log of each job")
+    for host in deployed.hosts:
+        ictq_log = deployed.deployment.sudo(host, f"cat {APP_DIR}/storage/logs/queue.log").stdout
+        assert "App\\Jobs\\Record" not in ictq_log, "an ictq worker took a PHP job"
+    # Nothing of Laravel's failed, and the ictq program kept to its own queue.
+    failed = deployed.app.ictq("failed", "--json")
+    assert failed.returncode == 0 and json.loads(failed.stdout) == [], failed.stdout
 
 
 def test_logs_survive_rotation(deployed: Deployed) -> None:
@@ -217,7 +316,9 @@ def test_vault_secrets_are_never_shown(deployed: Deployed) -> None:
     (["-e", "ictq_worker_stopwaitsecs=60"], "raise ictq_worker_stopwaitsecs"),
     (["-e", "ictq_worker_numprocs=0"], "Need numprocs >= 1"),
     (["--missing-secret"], "a secret is missing: ictq_worker_db_password"),
-], ids=["timeout-not-below-retry-after", "stopwaitsecs-not-above-timeout", "numprocs-0", "missing-secret"])
+    (["-e", "ictq_worker_db_connection=sqlite"], 'concurrent workers fail with "database is locked"'),
+], ids=["timeout-not-below-retry-after", "stopwaitsecs-not-above-timeout", "numprocs-0", "missing-secret",
+        "php-on-sqlite"])
 def test_bad_variables_fail_fast(deployed: Deployed, extra: list[str], message: str) -> None:
     deployment = deployed.deployment
     before = deployment.pids()
@@ -232,26 +333,41 @@ def test_bad_variables_fail_fast(deployed: Deployed, extra: list[str], message: 
     assert deployment.pids() == before
 
 
-def test_a_new_ictq_version_restarts_the_workers_on_the_new_code(deployed: Deployed) -> None:
+def test_a_new_release_restarts_both_programs_on_the_new_code(deployed: Deployed) -> None:
     deployment = deployed.deployment
     before = running_pids(deployed)
+    php_before = running_pids(deployed, PHP_PROGRAM, PHP_NUMPROCS)
+    # Jobs of both kinds waiting or running while the release goes out: none may be lost.
+    queued = dispatch_php(deployed, "during", 10)
+    dispatch(deployed, range(301, 311))
     new_version = deployment.bump_version(f"e2e{int(time.time())}")
+    (deployment.laravel_app / "RELEASE").write_text(new_version + "\n")  # a new release of the Laravel app too
     run = deployment.playbook("-v")
     assert run.returncode == 0, run.describe()
     for name in ("worker1", "worker2"):
         assert run.recap[name]["changed"] > 0
 
-    def restarted() -> dict[str, dict[str, int]] | None:
-        pids = deployment.pids()
+    def restarted(program: str, numprocs: int, old: dict[str, dict[str, int]]) -> dict[str, dict[str, int]] | None:
+        pids = deployment.pids(program)
         for host in deployed.hosts:
-            states = deployment.workers(host)
-            if len(states) != NUMPROCS or any(state != "RUNNING" for state, _ in states.values()):
+            states = deployment.workers(host, program)
+            if len(states) != numprocs or any(state != "RUNNING" for state, _ in states.values()):
                 return None
-            if set(pids[host.name].values()) & set(before[host.name].values()):
+            if set(pids[host.name].values()) & set(old[host.name].values()):
                 return None
         return pids
 
-    after = wait_for(restarted, timeout=90, interval=1, what="every worker restarted with a new PID")
+    after = wait_for(lambda: restarted(PROGRAM, NUMPROCS, before), timeout=90, interval=1,
+                     what="every ictq worker restarted with a new PID")
+    php_after = wait_for(lambda: restarted(PHP_PROGRAM, PHP_NUMPROCS, php_before), timeout=90, interval=1,
+                         what="every PHP worker restarted with a new PID")
+    for host in deployed.hosts:
+        release = deployment.sudo(host, f"cat {APP_DIR}/RELEASE").stdout.strip()
+        assert release == new_version, f"{host.name}: the Laravel app's new release is not there"
+    queued += dispatch_php(deployed, "after", 10)
+    ran = wait_for_php_jobs(deployed, queued)
+    assert sorted(t for found in ran.values() for t in found) == sorted(queued), "no PHP job lost or run twice"
+    wait_for_records(deployed, range(301, 311))
     numbers = range(201, 221)
     dispatch(deployed, numbers)
     for n, host, pid, module_version, dist_version in wait_for_records(deployed, numbers):
@@ -262,3 +378,4 @@ def test_a_new_ictq_version_restarts_the_workers_on_the_new_code(deployed: Deplo
     assert again.returncode == 0, again.describe()
     assert all(counts["changed"] == 0 for counts in again.recap.values()), again.describe()
     assert deployment.pids() == after
+    assert deployment.pids(PHP_PROGRAM) == php_after
