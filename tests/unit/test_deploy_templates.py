@@ -463,7 +463,9 @@ MIXED = [{"name": "laravel-worker"}, {"name": "laravel-php", "kind": "php", "que
      "Check the worker timeouts", "raise ictq_worker_stopwaitsecs, or the program's stopwaitsecs"),
     ({"ictq_worker_programs": [MIXED[0], {**MIXED[1], "name": "laravel-worker"}]},
      "Check the worker programs' names and kinds", "Need unique names"),
-], ids=["php-on-sqlite", "php-timeout", "php-stopwaitsecs", "duplicate-name"])
+    ({"ictq_worker_laravel_app_src": "/nonexistent/laravel"}, "Check the Laravel application on the control node",
+     "is not a Laravel application on the control node (no artisan there)"),
+], ids=["php-on-sqlite", "php-timeout", "php-stopwaitsecs", "duplicate-name", "no-laravel-app"])
 def test_the_role_refuses_what_cannot_work(tmp_path: Path, variables: dict[str, Any], task: str,
                                            message: str) -> None:
     proc = validate_role(tmp_path, **variables)
@@ -474,5 +476,6 @@ def test_the_role_refuses_what_cannot_work(tmp_path: Path, variables: dict[str, 
 
 
 def test_the_role_accepts_php_and_ictq_programs_on_postgresql(tmp_path: Path) -> None:
-    proc = validate_role(tmp_path, ictq_worker_programs=MIXED)
+    proc = validate_role(tmp_path, ictq_worker_programs=MIXED,
+                         ictq_worker_laravel_app_src=str(REPO / "tests" / "laravel_app"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
