@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,11 +29,13 @@ import testinfra  # type: ignore[import-untyped]
 
 from tests.e2e.deployment import (
     APP_DIR,
+    BIN,
     NUMPROCS,
     PHP_NUMPROCS,
     PHP_PROGRAM,
     PHP_QUEUE,
     PROGRAM,
+    REPO,
     SLEEP,
     VENV,
     Deployment,
@@ -239,8 +243,6 @@ def test_host_runs_the_laravel_app_under_its_php_program(deployed: Deployed, ind
 
 def _supervisor_config_by_hand(*extra: str) -> str:
     """What `ictq supervisor-config` prints for the role's settings: the same template."""
-    import subprocess
-
     args = ["--app-dir", APP_DIR, "--venv", VENV, "--user", USER, "--numprocs", str(NUMPROCS),
             "--sleep", str(SLEEP), "--retry-after", "90", *extra]
     proc = subprocess.run([sys.executable, "-m", "ictq", "supervisor-config", *args], capture_output=True,
@@ -280,6 +282,29 @@ def test_php_jobs_dispatched_with_artisan_run_under_the_php_program(deployed: De
     # Nothing of Laravel's failed, and the ictq program kept to its own queue.
     failed = deployed.app.ictq("failed", "--json")
     assert failed.returncode == 0 and json.loads(failed.stdout) == [], failed.stdout
+
+
+def test_fab_queue_tasks_drive_both_programs(deployed: Deployed) -> None:
+    # The program list comes from the deploy's own inventory (ictq_worker_programs).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FABRIC_", "INVOKE_"))}
+    env["FABRIC_QUEUE_INVENTORY"] = str(deployed.deployment.inventory)
+
+    def fab(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "fab"), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=240, check=False)
+
+    status = fab("queue.status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for program in (PROGRAM, PHP_PROGRAM):
+        assert status.stdout.count(f"{program}:{program}_00 ") == len(deployed.hosts), status.stdout
+    assert status.stdout.count(f"workers: all {NUMPROCS + PHP_NUMPROCS} running") == len(deployed.hosts)
+    before, php_before = running_pids(deployed), running_pids(deployed, PHP_PROGRAM, PHP_NUMPROCS)
+    restart = fab("queue.restart")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    after, php_after = running_pids(deployed), running_pids(deployed, PHP_PROGRAM, PHP_NUMPROCS)
+    for host in deployed.hosts:
+        assert not set(after[host.name].values()) & set(before[host.name].values())
+        assert not set(php_after[host.name].values()) & set(php_before[host.name].values())
 
 
 def test_logs_survive_rotation(deployed: Deployed) -> None:
