@@ -13,7 +13,7 @@ import time
 
 import click
 
-from ictq import control, ops
+from ictq import control, laravel_cache, ops
 from ictq.cli.options import (
     JOB_NAME,
     LIMIT,
@@ -28,7 +28,8 @@ from ictq.cli.options import (
 from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
-from ictq.errors import ConfigError
+from ictq.config import Settings
+from ictq.errors import ConfigError, IctqError
 
 
 @click.command()
@@ -145,9 +146,18 @@ def restart(state: State) -> None:
 
     Supervisor then starts them again, on the new code.
     """
+    settings = state.settings
     with state.storage() as storage:
-        control.request_restart(storage, time.time())
-    click.echo("restart requested: workers exit after their current job (Supervisor starts them again)")
+        laravel = laravel_cache.open_store(settings, storage)
+        try:
+            control.request_restart(storage, time.time(), laravel)
+        except IctqError as exc:
+            raise click.ClickException(
+                f"ictq workers will restart, but Laravel's workers were not told: {exc} "
+                "(run php artisan queue:restart)") from None
+    also = f" (and Laravel's, through its {laravel.name} cache)" if laravel is not None else ""
+    click.echo(f"restart requested: workers{also} exit after their current job (Supervisor starts them again)")
+    _warn_unreachable(settings)
 
 
 @click.command()
@@ -155,9 +165,16 @@ def restart(state: State) -> None:
 @pass_state
 def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
+    settings = state.settings
     with state.storage() as storage:
-        control.pause(storage, queue, time.time())
+        laravel = laravel_cache.open_store(settings, storage)
+        try:
+            control.pause(storage, queue, time.time(), laravel, settings.queue_connection)
+        except IctqError as exc:
+            raise click.ClickException(f"ictq workers pause {queue}, but Laravel's cache could not be written: {exc}"
+                                       ) from None
     say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
+    _warn_unreachable(settings)
 
 
 @click.command()
@@ -165,7 +182,20 @@ def pause(state: State, queue: str) -> None:
 @pass_state
 def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
+    settings = state.settings
     with state.storage() as storage:
-        was_paused = control.resume(storage, queue)
+        laravel = laravel_cache.open_store(settings, storage)
+        try:
+            was_paused = control.resume(storage, queue, laravel, settings.queue_connection)
+        except IctqError as exc:
+            raise click.ClickException(f"ictq workers resume {queue}, but Laravel's cache could not be written: {exc}"
+                                       ) from None
     say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+
+
+def _warn_unreachable(settings: Settings) -> None:
+    store = laravel_cache.unreachable(settings)
+    if store is not None:
+        click.echo(f"warning: Laravel's {store} cache store is not one ictq can reach (file, database, redis): "
+                   "its PHP workers were not told; run the php artisan command too", err=True)
 
