@@ -19,36 +19,45 @@ from ictq.db import Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
 from ictq.laravel_cache import CacheStore
 
-__all__ = ["ControlState", "pause", "read", "request_restart", "resume"]
+__all__ = ["ControlState", "laravel_pause", "laravel_restart", "laravel_resume", "pause", "read", "request_restart",
+           "resume"]
 
 
 def read(storage: Storage) -> ControlState:
     return ControlRepository(storage).state()
 
 
-def request_restart(storage: Storage, now: float, laravel: CacheStore | None = None) -> str:
-    """A new restart stamp for ictq's workers and, with ``laravel``, for Laravel's (raises
-    :class:`~ictq.laravel_cache.CacheUnreachable` after ictq's own stamp is stored)."""
+def request_restart(storage: Storage, now: float) -> str:
     stamp = f"{now:.6f}"
     ControlRepository(storage).set(RESTART, stamp, int(now))
-    if laravel is not None:
-        current = laravel.get(laravel_cache.RESTART_KEY)
-        laravel.forever(laravel_cache.RESTART_KEY, laravel_cache.next_restart_stamp(current, now))
     return stamp
 
 
-def pause(storage: Storage, queue: str, now: float, laravel: CacheStore | None = None, connection: str = "database"
-          ) -> None:
+def pause(storage: Storage, queue: str, now: float) -> None:
     ControlRepository(storage).set(PAUSE_PREFIX + queue, "1", int(now))
-    if laravel is not None:
-        laravel.forever(laravel_cache.pause_key(connection, queue), True)
 
 
-def resume(storage: Storage, queue: str, laravel: CacheStore | None = None, connection: str = "database") -> bool:
-    """Lift a pause; False when neither ictq nor Laravel had the queue paused."""
-    was_paused = ControlRepository(storage).delete(PAUSE_PREFIX + queue)
-    if laravel is not None:
-        key = laravel_cache.pause_key(connection, queue)
-        was_paused = bool(laravel.get(key)) or was_paused
-        laravel.forget(key)
+def resume(storage: Storage, queue: str) -> bool:
+    return ControlRepository(storage).delete(PAUSE_PREFIX + queue)
+
+
+# -- Laravel's signals (each raises an IctqError when the store cannot be reached) -----------------
+
+def laravel_restart(store: CacheStore, now: float) -> int:
+    """What ``php artisan queue:restart`` does: a new ``illuminate:queue:restart`` value."""
+    stamp = laravel_cache.next_restart_stamp(store.get(laravel_cache.RESTART_KEY), now)
+    store.forever(laravel_cache.RESTART_KEY, stamp)
+    return stamp
+
+
+def laravel_pause(store: CacheStore, connection: str, queue: str) -> None:
+    """What Laravel 11's ``queue:pause CONNECTION:QUEUE`` does."""
+    store.forever(laravel_cache.pause_key(connection, queue), True)
+
+
+def laravel_resume(store: CacheStore, connection: str, queue: str) -> bool:
+    """What Laravel 11's ``queue:continue CONNECTION:QUEUE`` does; whether it was paused."""
+    key = laravel_cache.pause_key(connection, queue)
+    was_paused = bool(store.get(key))
+    store.forget(key)
     return was_paused

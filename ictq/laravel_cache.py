@@ -63,7 +63,7 @@ def php_unserialize(text: str) -> bool | int | float | str | None:
         with contextlib.suppress(ValueError):
             return float(text)
         return None
-    boolean, integer, double, _length, string = found.groups()
+    boolean, integer, double, length, string = found.groups()
     if boolean is not None:
         return boolean == "1"
     if integer is not None:
@@ -72,7 +72,9 @@ def php_unserialize(text: str) -> bool | int | float | str | None:
         with contextlib.suppress(ValueError):
             return float(double)
         return None
-    return string
+    if string is None:  # N;
+        return None
+    return string if len(string.encode()) == int(length) else None
 
 
 class CacheStore(Protocol):

@@ -10,6 +10,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
@@ -30,6 +32,8 @@ from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
 from ictq.config import Settings
 from ictq.errors import ConfigError, IctqError
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -148,13 +152,11 @@ def restart(state: State) -> None:
     """
     settings = state.settings
     with state.storage() as storage:
+        control.request_restart(storage, time.time())
         laravel = laravel_cache.open_store(settings, storage)
-        try:
-            control.request_restart(storage, time.time(), laravel)
-        except IctqError as exc:
-            raise click.ClickException(
-                f"ictq workers will restart, but Laravel's workers were not told: {exc} "
-                "(run php artisan queue:restart)") from None
+        if laravel is not None:
+            _tell_laravel(lambda: control.laravel_restart(laravel, time.time()),
+                          "ictq workers will restart, but Laravel's were not told", "php artisan queue:restart")
     also = f" (and Laravel's, through its {laravel.name} cache)" if laravel is not None else ""
     click.echo(f"restart requested: workers{also} exit after their current job (Supervisor starts them again)")
     _warn_unreachable(settings)
@@ -167,12 +169,12 @@ def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
     settings = state.settings
     with state.storage() as storage:
+        control.pause(storage, queue, time.time())
         laravel = laravel_cache.open_store(settings, storage)
-        try:
-            control.pause(storage, queue, time.time(), laravel, settings.queue_connection)
-        except IctqError as exc:
-            raise click.ClickException(f"ictq workers pause {queue}, but Laravel's cache could not be written: {exc}"
-                                       ) from None
+        if laravel is not None:
+            _tell_laravel(lambda: control.laravel_pause(laravel, settings.queue_connection, queue),
+                          f"ictq workers pause {queue}, but Laravel's were not told",
+                          f"php artisan queue:pause {settings.queue_connection}:{queue}")
     say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
     _warn_unreachable(settings)
 
@@ -184,13 +186,23 @@ def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
     settings = state.settings
     with state.storage() as storage:
+        was_paused = control.resume(storage, queue)
         laravel = laravel_cache.open_store(settings, storage)
-        try:
-            was_paused = control.resume(storage, queue, laravel, settings.queue_connection)
-        except IctqError as exc:
-            raise click.ClickException(f"ictq workers resume {queue}, but Laravel's cache could not be written: {exc}"
-                                       ) from None
+        if laravel is not None:
+            was_paused = _tell_laravel(
+                lambda: control.laravel_resume(laravel, settings.queue_connection, queue),
+                f"ictq workers resume {queue}, but Laravel's were not told",
+                f"php artisan queue:continue {settings.queue_connection}:{queue}") or was_paused
     say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+
+
+def _tell_laravel(action: Callable[[], T], done: str, instead: str) -> T:
+    """Write a signal to Laravel's cache; when it cannot be written, one line saying what was
+    done, why Laravel was not told, and the command that tells it."""
+    try:
+        return action()
+    except IctqError as exc:
+        raise click.ClickException(f"{done}: {exc} (run {instead})") from None
 
 
 def _warn_unreachable(settings: Settings) -> None:

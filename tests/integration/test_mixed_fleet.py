@@ -194,15 +194,22 @@ def _wait_past(deadline: int) -> None:
     wait_for(lambda: time.time() > deadline + 1, timeout=30, what=f"the clock past {deadline}")
 
 
-def test_a_php_job_past_its_retry_until_is_refused_unless_given_a_new_deadline(laravel: LaravelApp) -> None:
-    app = laravel
+def _failed_past_its_deadline(app: LaravelApp, tag: str) -> tuple[int, str]:
+    """A PHP job with ``retryUntil`` (one second) that failed, once its deadline has passed and
+    it would run again: ``(failed job id, payload)``."""
     broken = app.root / "storage" / "app" / "broken"
     broken.touch()
-    app.php("app:dispatch", "deadline", "--queue=php", "--tag=late", "--window=1")
+    app.php("app:dispatch", "deadline", "--queue=php", f"--tag={tag}", "--window=1")
     drain_php(app, "php")
     (failed_id, _, _, payload), = failed_rows(app)
     _wait_past(json.loads(payload)["retryUntil"])
     broken.unlink()
+    return failed_id, payload
+
+
+def test_a_php_job_past_its_retry_until_is_refused_unless_given_a_new_deadline(laravel: LaravelApp) -> None:
+    app = laravel
+    failed_id, _ = _failed_past_its_deadline(app, "late")
 
     refused = app.ictq("retry", str(failed_id))
     assert refused.returncode == 1
@@ -222,13 +229,7 @@ def test_a_php_job_past_its_retry_until_is_refused_unless_given_a_new_deadline(l
 def test_without_the_fix_php_fails_a_job_put_back_with_its_old_deadline(laravel: LaravelApp) -> None:
     """The breakage itself, with Laravel: a payload put back byte for byte fails on arrival."""
     app = laravel
-    broken = app.root / "storage" / "app" / "broken"
-    broken.touch()
-    app.php("app:dispatch", "deadline", "--queue=php", "--tag=stale", "--window=1")
-    drain_php(app, "php")
-    (failed_id, _, _, payload), = failed_rows(app)
-    _wait_past(json.loads(payload)["retryUntil"])
-    broken.unlink()
+    failed_id, payload = _failed_past_its_deadline(app, "stale")
     # What ictq retry did before: the failed row out, the payload back byte for byte.
     assert app.ictq("forget", str(failed_id)).returncode == 0
     _push(app, "php", payload)
