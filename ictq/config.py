@@ -68,6 +68,28 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class LaravelCacheSettings:
+    """The Laravel application's cache store, where ``php artisan queue:restart`` (and
+    ``queue:pause`` from Laravel 11) leave their signals: read from the same ``.env`` as
+    Laravel reads it (``CACHE_STORE``/``CACHE_DRIVER``, ``CACHE_PREFIX``, ``REDIS_*``)."""
+
+    store: str  # file, database, redis, or a store ictq cannot reach (memcached, array...)
+    prefix: str  # the cache prefix (database and redis stores; the file store has none)
+    directory: Path  # the file store's directory
+    table: str = "cache"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    redis_db: int = 1
+    redis_prefix: str = ""
+
+    @property
+    def reachable(self) -> bool:
+        return self.store in LARAVEL_CACHE_STORES
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ictq reads from the environment, validated."""
 
@@ -86,6 +108,7 @@ class Settings:
     prune_failed_hours: int = 0
     beat_every: float = 5.0  # seconds between a worker's heartbeats (ICTQ_BEAT_EVERY)
     prune_every: float = 3600.0  # seconds between a worker's prunes of old failed jobs (ICTQ_PRUNE_EVERY)
+    laravel_cache: LaravelCacheSettings | None = None  # where the Laravel app's queue signals live
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -220,7 +243,7 @@ def _first_line(chunk: str, line: int) -> int:
 
 
 def _known(key: str) -> bool:
-    return key.startswith(("DB_", "QUEUE_", "ICTQ_", "MAIL_", "APP_"))
+    return key.startswith(("DB_", "QUEUE_", "ICTQ_", "MAIL_", "APP_", "CACHE_", "REDIS_"))
 
 
 def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Path | None = None) -> Settings:
@@ -245,7 +268,71 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0, maximum=MAX_HOURS),
         beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=10),  # a third of DEAD_AFTER at most
         prune_every=reader.seconds("ICTQ_PRUNE_EVERY", 3600.0, minimum=0.05, maximum=7 * 24 * 3600),
+        laravel_cache=_laravel_cache_settings(reader, app_dir),
     )
+
+
+LARAVEL_CACHE_STORES = ("file", "database", "redis")  #: the Laravel cache stores ictq reads and writes
+
+
+def _laravel_cache_settings(reader: _Reader, app_dir: Path) -> LaravelCacheSettings | None:
+    """Laravel's cache store, when ictq shares its queue with a Laravel application:
+    ``ICTQ_LARAVEL_SIGNALS=true``, or (unset) when the app dir holds ``artisan`` or the ``.env``
+    names a cache store. Defaults follow Laravel's own config files: Laravel 11 and later
+    (``CACHE_STORE``, database store, prefix ``<app>_cache_``), else Laravel 8 to 10
+    (``CACHE_DRIVER``, file store, prefix ``<app>_cache``)."""
+    explicit = reader.text("ICTQ_LARAVEL_SIGNALS", "").lower()
+    if explicit not in ("", "true", "false"):
+        raise ConfigError(f"ICTQ_LARAVEL_SIGNALS={shown(explicit)} is not supported (use true or false)")
+    named = reader.text("CACHE_STORE", "") or reader.text("CACHE_DRIVER", "")
+    if explicit == "false" or (explicit == "" and not named and not (app_dir / "artisan").is_file()):
+        return None
+    eleven = reader.text("CACHE_STORE", "") != "" or laravel_major(app_dir) >= 11
+    app = laravel_slug(reader.text("APP_NAME", "laravel") or "laravel")
+    default_prefix = f"{app}_cache_" if eleven else f"{app}_cache"
+    return LaravelCacheSettings(
+        store=(named or ("database" if eleven else "file")).lower(),
+        prefix=reader.text("CACHE_PREFIX", default_prefix),
+        directory=app_dir / "storage" / "framework" / "cache" / "data",
+        table=reader.identifier("DB_CACHE_TABLE", "cache"),
+        redis_host=reader.text("REDIS_HOST", "127.0.0.1") or "127.0.0.1",
+        redis_port=reader.integer("REDIS_PORT", 6379, minimum=1, maximum=65535),
+        redis_username=reader.text("REDIS_USERNAME", ""),
+        redis_password=_php_env(reader.text("REDIS_PASSWORD", "")),
+        redis_db=reader.integer("REDIS_CACHE_DB", 1, minimum=0, maximum=1_000_000),
+        redis_prefix=reader.text("REDIS_PREFIX", f"{app}_database_"),
+    )
+
+
+def _php_env(value: str) -> str:
+    """A value as Laravel's ``env()`` gives it: ``null`` and ``(null)`` mean none."""
+    return "" if value.lower() in ("null", "(null)") else value
+
+
+_LARAVEL_VERSION = re.compile(r"const VERSION = '(\d+)\.")
+
+
+def laravel_major(app_dir: Path) -> int:
+    """The major version of the Laravel framework the app runs: Composer's copy in ``vendor/``,
+    else Debian's ``php-laravel-framework``; 0 when neither is found."""
+    for candidate in (app_dir / "vendor" / "laravel" / "framework" / "src" / "Illuminate" / "Foundation",
+                      Path("/usr/share/php/Illuminate/Foundation")):
+        try:
+            found = _LARAVEL_VERSION.search((candidate / "Application.php").read_text(errors="replace"))
+        except OSError:
+            continue
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+def laravel_slug(text: str) -> str:
+    """``Str::slug(text, '_')`` as Laravel's config files use it for default prefixes: ``-``
+    becomes ``_``, ``@`` becomes ``_at_``, other characters than letters, digits, ``_`` and
+    spaces go, runs of ``_`` and spaces become one ``_``, then lower case, trimmed of ``_``."""
+    text = text.replace("-", "_").replace("@", "_at_").lower()
+    kept = "".join(char for char in text if char.isalnum() or char == "_" or char.isspace())
+    return re.sub(r"[_\s]+", "_", kept).strip("_")
 
 
 def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> DatabaseSettings:
@@ -258,7 +345,10 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
             database=database,
             busy_timeout_ms=reader.integer("DB_BUSY_TIMEOUT", 5000, minimum=0, maximum=3_600_000),  # an hour
             synchronous=reader.choice("DB_SYNCHRONOUS", SQLITE_SYNCHRONOUS, "FULL", upper=True),
-            journal_mode=reader.choice("DB_JOURNAL_MODE", SQLITE_JOURNAL_MODES, "WAL", upper=True),
+            # WAL, except in a Laravel app's database: Laravel's own default, the rollback journal,
+            # in which its deferred transactions meet "database is locked" less (docs/laravel.md).
+            journal_mode=reader.choice("DB_JOURNAL_MODE", SQLITE_JOURNAL_MODES,
+                                       "DELETE" if (app_dir / "artisan").is_file() else "WAL", upper=True),
             worker_synchronous_commit=_worker_synchronous_commit(reader),
         )
     return DatabaseSettings(

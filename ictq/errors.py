@@ -112,6 +112,15 @@ class GroupNotFound(IctqError):
     """No group of failed jobs has that id."""
 
 
+class RetryRefused(IctqError):
+    """A failed job that ``ictq retry`` will not put back as it is (a ``retryUntil`` deadline it
+    cannot renew): it stays in failed_jobs."""
+
+
+class CacheUnreachable(IctqError):
+    """The Laravel application's cache store (its queue signals) could not be read or written."""
+
+
 class MailCheckFailed(IctqError):
     """A test e-mail failed."""
 

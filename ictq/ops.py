@@ -6,6 +6,7 @@ come from the table repositories (:mod:`ictq.db.jobs`, :mod:`ictq.db.failed_jobs
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from ictq.db import Storage
 from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
 from ictq.display import text_of
-from ictq.errors import NotFound, first_line
+from ictq.errors import InvalidPayload, NotFound, RetryRefused, first_line
 
 STATES = JOB_STATES
 RETRY_BATCH = 500
@@ -173,9 +174,20 @@ def failed_all(storage: Storage, queue: str = ALL_QUEUES, low: int = 0, high: in
         after = batch[-1].id
 
 
-def retry(storage: Storage, rows: Sequence[FailedRow], now: int) -> int:
-    """Put failed jobs back on their queue, payload unchanged and attempts reset, in one
-    transaction; return how many this call moved.
+@dataclass(frozen=True)
+class Retried:
+    """What :func:`retry` did: the rows it put back, and those it refused, with the reason."""
+
+    moved: list[FailedRow]
+    refused: list[tuple[FailedRow, str]]
+
+
+def retry(storage: Storage, rows: Sequence[FailedRow], now: int, deadline: int | None = None) -> Retried:
+    """Put failed jobs back on their queue, attempts reset, in one transaction.
+
+    The payload goes back unchanged, except a job's ``retryUntil`` deadline (see
+    :func:`retry_payload`), which would otherwise fail it on arrival; a job whose deadline
+    ictq cannot renew is refused and stays in failed_jobs.
 
     Each exactly once, whatever runs at the same time: the failed row is deleted first, and only
     the transaction whose delete took it inserts the job (a concurrent ``ictq retry`` waits on
@@ -183,13 +195,55 @@ def retry(storage: Storage, rows: Sequence[FailedRow], now: int) -> int:
     lock them in the same order and do not deadlock.
     """
     jobs, failed = JobsRepository(storage), FailedJobsRepository(storage)
-    moved = 0
+    moved: list[FailedRow] = []
+    refused: list[tuple[FailedRow, str]] = []
     with storage.transaction():
         for row in sorted(rows, key=lambda row: row.id):
+            try:
+                text = retry_payload(row.payload, now, deadline)
+            except RetryRefused as exc:
+                refused.append((row, str(exc)))
+                continue
             if failed.delete(row.id):
-                jobs.requeue(row.queue, row.payload, now)
-                moved += 1
-    return moved
+                jobs.requeue(row.queue, text, now)
+                moved.append(row)
+    return Retried(moved, refused)
+
+
+def retry_payload(text: str, now: int, deadline: int | None = None) -> str:
+    """The payload a retried job goes back with.
+
+    Unchanged (byte for byte) without a ``retryUntil``. With one, the deadline is renewed, as
+    Laravel's ``queue:retry`` renews it by asking the job's class:
+
+    * ``deadline`` (seconds, ``ictq retry --deadline``): ``now + deadline``, for any job;
+    * an ictq job (its window is ``retryUntil - createdAt``, fixed at dispatch): ``now`` plus
+      the same window, and ``createdAt`` becomes ``now``, so each retry gets the window again;
+    * a PHP job: refused (:class:`RetryRefused`); only its class's ``retryUntil()`` knows the
+      deadline (``php artisan queue:retry``), unless ``--deadline`` says it.
+
+    A payload that does not parse goes back unchanged: the worker fails it again with its reason.
+    """
+    try:
+        envelope = payload.parse(text)
+    except InvalidPayload:
+        return text
+    if envelope.retry_until is None:
+        return text
+    fields = dict(envelope.fields)
+    created = fields.get("createdAt")
+    if deadline is not None:
+        fields["retryUntil"] = now + deadline
+    elif (not envelope.is_php and isinstance(created, int) and not isinstance(created, bool)
+          and envelope.retry_until > created):
+        fields["retryUntil"] = now + (envelope.retry_until - created)
+        fields["createdAt"] = now
+    else:
+        whose = "its PHP class" if envelope.is_php else "the job that dispatched it"
+        raise RetryRefused(
+            f"its retryUntil deadline ({envelope.retry_until}) can only be renewed by {whose}: "
+            "retry it with php artisan queue:retry, or with ictq retry --deadline=SECONDS")
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
 def forget(storage: Storage, row: FailedRow) -> bool:

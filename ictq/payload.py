@@ -228,11 +228,14 @@ def parse(text: str | bytes) -> Envelope:
     # The optional fields are null in most payloads: test for that inline (this runs per job).
     display_name = get("displayName")
     backoff = get("backoff")
+    data = get("data")
+    if data == []:  # PHP re-encodes an empty object as [] (php artisan queue:retry of a job without arguments)
+        data = {}
     return Envelope(
         uuid=_string(fields, "uuid", required=False) or "",
         display_name=job if display_name is None else _string(fields, "displayName", required=False) or job,
         job=job,
-        data=get("data"),
+        data=data,
         max_tries=None if get("maxTries") is None else _count(fields, "maxTries"),
         max_exceptions=None if get("maxExceptions") is None else _count(fields, "maxExceptions"),
         fail_on_timeout=bool(get("failOnTimeout") or False),

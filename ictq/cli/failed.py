@@ -6,6 +6,7 @@ Reading commands take ``--json``. Every error is one line (see :func:`ictq.cli.m
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -13,11 +14,23 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from ictq import ops, triage
-from ictq.cli.options import FAILED_REF, HOURS, LIMIT, NAME, QUEUE, QUEUES, comma_list, json_option, queue_option
+from ictq.cli.options import (
+    FAILED_REF,
+    HOURS,
+    LIMIT,
+    NAME,
+    QUEUE,
+    QUEUES,
+    WHOLE_SECONDS,
+    comma_list,
+    json_option,
+    queue_option,
+)
 from ictq.cli.output import emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.config import MAX_ID, shown, whole_number
 from ictq.db import Storage
+from ictq.display import text_of
 
 
 @click.group(invoke_without_command=True)
@@ -101,21 +114,26 @@ def _selected(storage: Storage, refs: tuple[str, ...], queue: str | None, bounds
 @click.argument("refs", nargs=-1, type=FAILED_REF)
 @click.option("--queue", type=QUEUE, help="With 'all', --range or --group: only failed jobs of this queue.")
 @click.option("--range", "id_range", help="Retry failed jobs with ids in this range, e.g. 10-20.")
+@click.option("--deadline", type=WHOLE_SECONDS, default=None, metavar="SECONDS",
+              help="Give jobs with a retryUntil deadline a new one, SECONDS from now (PHP jobs need it).")
 @group_option
 @dry_run_option
 @pass_state
 def retry(state: State, refs: tuple[str, ...], queue: str | None, id_range: str | None, group_ref: str | None,
-          dry_run: bool) -> None:
+          deadline: int | None, dry_run: bool) -> None:
     """Put failed jobs back on their queue: IDs or UUIDs, `all`, --range or --group (queue:retry).
 
     The payload goes back unchanged (a Laravel job stays runnable by PHP workers); attempts
-    start again from 0.
+    start again from 0. A job with a retryUntil deadline gets a new one, as Laravel's
+    queue:retry gives it: an ictq job its original window again, from now; a PHP job only
+    with --deadline (else it stays failed: php artisan queue:retry asks its class).
     """
     bounds = _id_range(id_range)
     if not refs and bounds is None and group_ref is None:
         raise click.UsageError("name failed jobs by ID or UUID, or say 'all', or give --range or --group")
     now = int(time.time())
-    requeued = 0
+    requeued, refused = 0, 0
+    each = group_ref is None and "all" not in refs and bounds is None
     with state.storage() as storage:
         for batch in _selected(storage, refs, queue, bounds, group_ref):
             if dry_run:
@@ -123,12 +141,18 @@ def retry(state: State, refs: tuple[str, ...], queue: str | None, id_range: str 
                     say(f"would re-queue failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
                 requeued += len(batch)
                 continue
-            requeued += ops.retry(storage, batch, now)
-            if group_ref is None and "all" not in refs and bounds is None:
-                for row in batch:
+            done = ops.retry(storage, batch, now, deadline)
+            requeued += len(done.moved)
+            refused += len(done.refused)
+            if each:
+                for row in done.moved:
                     say(f"re-queued failed job {row.id} ({row.name}, uuid {row.uuid}) on {row.queue}")
+            for row, reason in done.refused:
+                click.echo(f"not re-queued: failed job {row.id} ({text_of(row.name)}): {reason}", err=True)
     click.echo(f"would re-queue {requeued} failed job(s) (dry run)" if dry_run
                else f"re-queued {requeued} failed job(s)")
+    if refused:
+        sys.exit(1)  # some jobs were refused: they stay failed
 
 
 @click.command()

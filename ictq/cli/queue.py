@@ -10,10 +10,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
-from ictq import control, ops
+from ictq import control, laravel_cache, ops
 from ictq.cli.options import (
     JOB_NAME,
     LIMIT,
@@ -28,7 +30,10 @@ from ictq.cli.options import (
 from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
-from ictq.errors import ConfigError
+from ictq.config import Settings
+from ictq.errors import ConfigError, IctqError
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -145,9 +150,16 @@ def restart(state: State) -> None:
 
     Supervisor then starts them again, on the new code.
     """
+    settings = state.settings
     with state.storage() as storage:
         control.request_restart(storage, time.time())
-    click.echo("restart requested: workers exit after their current job (Supervisor starts them again)")
+        laravel = laravel_cache.open_store(settings, storage)
+        if laravel is not None:
+            _tell_laravel(lambda: control.laravel_restart(laravel, time.time()),
+                          "ictq workers will restart, but Laravel's were not told", "php artisan queue:restart")
+    also = f" (and Laravel's, through its {laravel.name} cache)" if laravel is not None else ""
+    click.echo(f"restart requested: workers{also} exit after their current job (Supervisor starts them again)")
+    _warn_unreachable(settings)
 
 
 @click.command()
@@ -155,9 +167,16 @@ def restart(state: State) -> None:
 @pass_state
 def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
+    settings = state.settings
     with state.storage() as storage:
         control.pause(storage, queue, time.time())
+        laravel = laravel_cache.open_store(settings, storage)
+        if laravel is not None:
+            _tell_laravel(lambda: control.laravel_pause(laravel, settings.queue_connection, queue),
+                          f"ictq workers pause {queue}, but Laravel's were not told",
+                          f"php artisan queue:pause {settings.queue_connection}:{queue}")
     say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
+    _warn_unreachable(settings)
 
 
 @click.command()
@@ -165,7 +184,30 @@ def pause(state: State, queue: str) -> None:
 @pass_state
 def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
+    settings = state.settings
     with state.storage() as storage:
         was_paused = control.resume(storage, queue)
+        laravel = laravel_cache.open_store(settings, storage)
+        if laravel is not None:
+            was_paused = _tell_laravel(
+                lambda: control.laravel_resume(laravel, settings.queue_connection, queue),
+                f"ictq workers resume {queue}, but Laravel's were not told",
+                f"php artisan queue:continue {settings.queue_connection}:{queue}") or was_paused
     say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
+
+
+def _tell_laravel(action: Callable[[], T], done: str, instead: str) -> T:
+    """Write a signal to Laravel's cache; when it cannot be written, one line saying what was
+    done, why Laravel was not told, and the command that tells it."""
+    try:
+        return action()
+    except IctqError as exc:
+        raise click.ClickException(f"{done}: {exc} (run {instead})") from None
+
+
+def _warn_unreachable(settings: Settings) -> None:
+    store = laravel_cache.unreachable(settings)
+    if store is not None:
+        click.echo(f"warning: Laravel's {store} cache store is not one ictq can reach (file, database, redis): "
+                   "its PHP workers were not told; run the php artisan command too", err=True)
 

@@ -31,7 +31,8 @@ def open_storage(settings: Settings, worker: bool = False) -> Storage:
         raise ConfigError(
             f"DB_CONNECTION={settings.db.connection} needs a driver: pip install 'ictq[{extra}]' ({exc})"
         ) from None
-    return cls(settings.db, settings.queue_table, settings.failed_table, worker=worker)
+    cache = settings.laravel_cache.table if settings.laravel_cache else "cache"
+    return cls(settings.db, settings.queue_table, settings.failed_table, worker=worker, cache_table=cache)
 
 
 __all__ = ["NewJob", "Reserved", "Storage", "WakeSignal", "open_storage"]

@@ -104,8 +104,10 @@ class Storage(abc.ABC):
     # attempt past it, and a worker fails a job claimed at it (see ``claim``).
     attempts_limit: ClassVar[int] = 65535
 
-    def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False) -> None:
+    def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False,
+                 cache_table: str = "cache") -> None:
         self.db = db
+        self.cache_table = cache_table  # the Laravel app's cache table (its database cache store)
         self.worker = worker  # a worker's connection (its own writes may commit asynchronously)
         self.jobs_table = jobs_table
         self.failed_table = failed_table
@@ -137,7 +139,7 @@ class Storage(abc.ABC):
         """The driver's base exception class."""
 
     def _placeholders(self) -> dict[str, str]:
-        return {"jobs": self.jobs_table, "failed_jobs": self.failed_table}
+        return {"jobs": self.jobs_table, "failed_jobs": self.failed_table, "cache": self.cache_table}
 
     def describe(self) -> str:
         """Where this storage points, without the password."""

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from ictq import jobs, logs, payload, policy
+from ictq import jobs, laravel_cache, logs, payload, policy
 from ictq.config import Settings
 from ictq.db import Reserved, Storage, open_storage
 from ictq.errors import (
+    ConfigError,
     DatabaseError,
     DatabaseUnavailable,
     Fail,
@@ -52,6 +53,7 @@ from ictq.worker.housekeeping import Activity, Housekeeping, Identity, Intervals
 from ictq.worker.lease import LeaseKeeper
 from ictq.worker.log import WorkerLog
 from ictq.worker.outcomes import Outcomes
+from ictq.worker.php_neighbours import php_queue_workers
 from ictq.worker.running import Running
 from ictq.worker.stats import JobStats
 from ictq.worker.timeouts import TimeLimit
@@ -60,6 +62,7 @@ from ictq.worker.wakeup import Waker
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_MEMORY = 12
+PHP_CHECK_EVERY = 5.0  # seconds between looks for PHP queue workers on the same SQLite file
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 OUTAGE_BACKOFF_MAX = 30.0
 FORCED_STOP_GRACE = 5.0
@@ -126,7 +129,13 @@ class Worker:
         self.background.add(self.housekeeping)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
                              max_batch=1 if options.once else MAX_BATCH, holder=self.identity.id)
-        self.control = ControlWatcher(self.storage)
+        self.control = ControlWatcher(self.storage, laravel=laravel_cache.open_store(settings, self.storage),
+                                      queues=options.queues, connection=settings.queue_connection,
+                                      trouble=self._laravel_cache_trouble)
+        self._php_workers: Sampled[list[int]] | None = None
+        if settings.db.dialect == "sqlite" and settings.db.database != ":memory:":
+            database, app_dir = settings.db.database, settings.app_dir
+            self._php_workers = Sampled(lambda: php_queue_workers(app_dir, database), every=PHP_CHECK_EVERY)
         down = settings.app_dir / "storage" / "framework" / "down"
         self._down_flag = Sampled(down.exists, every=1.0)
         self.time_limit = TimeLimit()
@@ -234,6 +243,8 @@ class Worker:
         changed, the file made read-only) is not caught by the loop either: the worker stops
         (after handing back what it can) and the CLI says why in one line, so that Supervisor
         shows the worker failing rather than one spinning forever."""
+        if self._php_workers is not None and (pids := self._php_workers(force=True)):
+            raise ConfigError(_php_workers_message(pids))
         with contextlib.suppress(DatabaseUnavailable):
             self.control.refresh(force=True)
 
@@ -242,7 +253,8 @@ class Worker:
         if self._quit:
             return Stop("signal", EXIT_OK)
         if self.control.restart_requested:
-            return Stop("restart requested (ictq restart)", EXIT_OK)
+            by = "php artisan queue:restart" if self.control.laravel_restart_requested else "ictq restart"
+            return Stop(f"restart requested ({by})", EXIT_OK)
         if self.options.memory > 0 and resident_mb() >= self.options.memory:
             return Stop(f"memory {resident_mb():.0f}MB over --memory={self.options.memory}MB", EXIT_MEMORY)
         if self.options.max_jobs > 0 and self.processed >= self.options.max_jobs:
@@ -253,6 +265,8 @@ class Worker:
             return Stop("once", EXIT_OK)
         if self.options.stop_when_empty and self._queue_empty:
             return Stop("queue empty", EXIT_OK)
+        if self._php_workers is not None and (pids := self._php_workers()):
+            return Stop(_php_workers_message(pids), EXIT_ERROR)
         return None
 
     def _claim_limit(self) -> int:
@@ -467,9 +481,23 @@ class Worker:
         except DatabaseUnavailable as exc:
             self._database_down(exc)
 
+    def _laravel_cache_trouble(self, message: str | None) -> None:
+        """Laravel's cache store (its restart and pause signals) became unreadable, or readable again."""
+        if message is None:
+            self.log.event(logging.INFO, "laravel-signals-readable")
+        else:
+            self.log.event(logging.WARNING, "laravel-signals-unreadable", error=message)
+
     def _app_is_down(self) -> bool:
         """Laravel's maintenance mode (``php artisan down``) holds workers unless --force."""
         return not self.options.force and self._down_flag()
+
+
+def _php_workers_message(pids: list[int]) -> str:
+    shown = ", ".join(str(pid) for pid in pids[:5]) + (", ..." if len(pids) > 5 else "")
+    return (f"PHP queue workers use this SQLite database too (php artisan queue:work, pid {shown}): beside "
+            "ictq workers their transactions fail with 'database is locked' and leave jobs reserved; run one "
+            "kind of worker on SQLite, or move the queue to PostgreSQL or MariaDB")
 
 
 def resident_mb() -> float:

@@ -4,17 +4,21 @@ that no public method of a repository is left out here."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import pkgutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+import ictq.db
 from ictq.db import NewJob, Reserved, Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
 from ictq.db.failed_jobs import FailedCounts, FailedHead, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
+from ictq.db.laravel_cache import CacheTableRepository
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
 from ictq.db.stats import StatsRepository, StatsRow
 from ictq.db.workers import WorkerRecord, WorkersRepository
@@ -274,8 +278,40 @@ def test_stats_put_replace_read_and_forget(app: App) -> None:
     assert {row.worker_id for row in repository.all()} == {"a:1:boot"}
 
 
-REPOSITORIES = (JobsRepository, FailedJobsRepository, MailLedgerRepository, WorkersRepository, ControlRepository,
-                StatsRepository)
+def test_laravel_cache_table_put_read_replace_and_forget(app: App) -> None:
+    """The Laravel app's cache table, as ``php artisan cache:table`` makes it (the mixed-fleet
+    tests use the one Laravel's own migration creates)."""
+    storage = app.storage()
+    quote = "`" if app.dialect == "mysql" else '"'
+    storage.connection.cursor().execute(
+        f"CREATE TABLE cache ({quote}key{quote} varchar(255) NOT NULL PRIMARY KEY, "
+        f"{quote}value{quote} text NOT NULL, {quote}expiration{quote} integer NOT NULL)")
+    repository = CacheTableRepository(storage)
+    assert repository.get("ict_cacheilluminate:queue:restart") is None
+    repository.put("ict_cacheilluminate:queue:restart", "i:1800000000;", NOW)
+    repository.put("ict_cacheilluminate:queue:restart", "i:1800000001;", NOW + 1)  # replaces
+    repository.put("ict_cacheother", "b:1;", NOW)
+    assert repository.get("ict_cacheilluminate:queue:restart") == ("i:1800000001;", NOW + 1)
+    assert repository.forget("ict_cacheother") is True and repository.forget("ict_cacheother") is False
+    assert repository.get("ict_cacheother") is None
+
+
+def _repositories() -> list[type]:
+    """Every ``*Repository`` class of ``ictq.db``'s modules."""
+    found = []
+    for module_info in pkgutil.iter_modules(ictq.db.__path__):
+        module = importlib.import_module(f"ictq.db.{module_info.name}")
+        found += [cls for name, cls in inspect.getmembers(module, inspect.isclass)
+                  if name.endswith("Repository") and cls.__module__ == module.__name__]
+    return found
+
+
+REPOSITORIES = _repositories()
+
+
+def test_the_repositories_are_found() -> None:
+    assert {JobsRepository, FailedJobsRepository, MailLedgerRepository, WorkersRepository, ControlRepository,
+            StatsRepository, CacheTableRepository} <= set(REPOSITORIES)
 
 
 @pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda cls: cls.__name__)

@@ -156,3 +156,25 @@ def killer(n: int, kill_at: int) -> None:
     if n == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     _append("record", str(n))
+
+
+# -- mixed fleets (tests/integration/test_mixed_fleet.py) -------------------------------------
+def _broken() -> bool:
+    return (Path(os.environ["ICTQ_TEST_OUT"]) / "broken").exists()
+
+
+@ictq.job("test.gate", tries=1)
+def gate(**data: object) -> None:
+    """Fails while ``out/broken`` exists; else records ``gate <tag> <type of meta>`` (what a
+    handler receives after PHP re-encoded the payload)."""
+    if _broken():
+        raise RuntimeError("broken")
+    _append("gate", f"{data.get('tag', '-')}:{type(data.get('meta')).__name__}")
+
+
+@ictq.job("test.deadline", tries=1, retry_until=2)
+def deadline(tag: str) -> None:
+    """``retryUntil`` two seconds after dispatch; fails while ``out/broken`` exists."""
+    if _broken():
+        raise RuntimeError("broken")
+    _append("deadline", tag)

@@ -77,7 +77,7 @@ def test_event_lines_have_stable_key_value_fields(caplog: pytest.LogCaptureFixtu
 
 @pytest.mark.parametrize("dialect", ["sqlite", "pgsql", "mysql"])
 def test_every_dialect_defines_the_same_statements(dialect: str) -> None:
-    queries = load_queries(dialect, jobs="jobs", failed_jobs="failed_jobs", skip_locked="SKIP LOCKED")
+    queries = load_queries(dialect, jobs="jobs", failed_jobs="failed_jobs", cache="cache", skip_locked="SKIP LOCKED")
     required = {"schema", "push", "push_many", "delete", "release", "touch", "insert_failed"}
     assert required <= set(queries)
     assert "claim" in queries

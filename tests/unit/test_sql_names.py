@@ -40,6 +40,6 @@ def test_the_dialect_only_statements_are_few_and_named_where_they_live() -> None
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_the_loader_sees_every_name_once(dialect: str) -> None:
-    queries = load_queries(dialect, jobs="jobs", failed_jobs="failed_jobs", skip_locked="SKIP LOCKED")
+    queries = load_queries(dialect, jobs="jobs", failed_jobs="failed_jobs", cache="cache", skip_locked="SKIP LOCKED")
     assert set(queries) == set().union(*names_by_file(dialect).values())
     assert all(sql.strip() for sql in queries.values())

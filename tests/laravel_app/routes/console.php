@@ -40,5 +40,9 @@ Artisan::command('app:cache-get {key}', function (string $key) {
 })->purpose('Print a cache value');
 
 Artisan::command('app:cache-put {key} {value}', function (string $key, string $value) {
-    Cache::forever($key, is_numeric($value) ? (int) $value : $value);
+    Cache::forever($key, match (true) {
+        $value === 'true' => true,
+        is_numeric($value) => (int) $value,
+        default => $value,
+    });
 })->purpose('Store a cache value forever');

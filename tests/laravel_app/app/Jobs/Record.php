@@ -8,7 +8,10 @@ use Illuminate\Foundation\Bus\Dispatchable;
 use Illuminate\Queue\InteractsWithQueue;
 use Illuminate\Queue\SerializesModels;
 
-/** Succeeds: appends its tag to storage/app/ran.log (one line per run, so tests see every run). */
+/**
+ * Appends its tag to storage/app/ran.log (one line per run, so tests see every run); throws
+ * instead while the file storage/app/broken exists.
+ */
 class Record implements ShouldQueue
 {
     use Dispatchable, InteractsWithQueue, Queueable, SerializesModels;
@@ -19,6 +22,9 @@ class Record implements ShouldQueue
 
     public function handle(): void
     {
+        if (is_file(storage_path('app/broken'))) {
+            throw new \RuntimeException("{$this->tag} is broken");
+        }
         file_put_contents(storage_path('app/ran.log'), $this->tag."\n", FILE_APPEND | LOCK_EX);
     }
 }

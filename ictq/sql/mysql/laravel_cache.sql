@@ -1,0 +1,12 @@
+-- The Laravel application's cache table (its database cache store), where Laravel keeps the
+-- queue signals (queue:restart, queue:pause). Laravel creates it (php artisan cache:table).
+
+-- name: cache_get
+SELECT `value`, `expiration` FROM `{cache}` WHERE `key` = %(key)s;
+
+-- name: cache_put
+INSERT INTO `{cache}` (`key`, `value`, `expiration`) VALUES (%(key)s, %(value)s, %(expiration)s)
+ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), `expiration` = VALUES(`expiration`);
+
+-- name: cache_forget
+DELETE FROM `{cache}` WHERE `key` = %(key)s;
