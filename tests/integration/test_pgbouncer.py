@@ -148,3 +148,36 @@ def test_connections_per_worker(bouncer: PgBouncer, bounced_app: App) -> None:
     finally:
         codes = _stop(app, [worker])
     assert codes == [0]
+
+
+def test_connections_per_worker_direct(tmp_path: Path) -> None:
+    """Without PgBouncer, a worker holds two PostgreSQL connections, named
+    ``ictq-worker:<name>`` in pg_stat_activity: the loop's (which also LISTENs) and the
+    background thread's (leases, heartbeats)."""
+    with migrated_app("pgsql", tmp_path) as app:
+        name = "count-direct"
+        worker = app.worker("--name", name, "--sleep", "60")
+        try:
+            wait_for(lambda: _listeners(app), timeout=60, what="the worker to LISTEN")
+
+            def sessions() -> list[tuple[object, ...]]:
+                return [row for row in _sessions(app) if row[0] == f"ictq-worker:{name}"]
+
+            wait_for(lambda: len(sessions()) == 2, timeout=60, what="two connections in pg_stat_activity")
+            found = sessions()
+            print(f"[pgbouncer] direct: worker {name}: {len(found)} connections: {found}")
+            assert len(found) == 2
+            assert sum(1 for row in found if str(row[1]).startswith("LISTEN")) == 1
+        finally:
+            codes = _stop(app, [worker])
+        assert codes == [0]
+
+
+def _sessions(app: App) -> list[tuple[object, ...]]:
+    """``(application_name, query)`` of every client session of the app's database."""
+    import psycopg
+
+    with psycopg.connect(host=PG["host"], port=PG["port"], user=PG["user"], dbname=app.values["DB_DATABASE"],
+                         autocommit=True) as conn:
+        return list(conn.execute("SELECT application_name, query FROM pg_stat_activity"
+                                 " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
