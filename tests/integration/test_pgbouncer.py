@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ictq.db import open_storage
 from tests.chaos.support import marks
 from tests.support.app import App, count_rows, migrated_app, rows, wait_for
 from tests.support.databases import PG
@@ -181,3 +182,18 @@ def _sessions(app: App) -> list[tuple[object, ...]]:
                          autocommit=True) as conn:
         return list(conn.execute("SELECT application_name, query FROM pg_stat_activity"
                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+
+
+def test_worker_commits_asynchronously_and_leaks_nothing(bouncer: PgBouncer, bounced_app: App) -> None:
+    """A worker's transactions commit with ``synchronous_commit = off``: for its session in
+    session pooling, with ``SET LOCAL`` inside each transaction in transaction pooling, where a
+    session ``SET`` would stay on a server connection other clients get next."""
+    storage = open_storage(bounced_app.settings, worker=True)
+    try:
+        with storage.transaction():
+            inside = rows(storage, "SHOW synchronous_commit")
+        outside = rows(storage, "SHOW synchronous_commit")
+    finally:
+        storage.close()
+    assert inside == [("off",)]
+    assert outside == [("off",)] if bouncer.mode == "session" else [("on",)]
