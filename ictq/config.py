@@ -23,6 +23,7 @@ from ictq.errors import ConfigError
 QUEUE_CONNECTIONS = ("database", "sync")
 DB_CONNECTIONS = ("sqlite", "pgsql", "mysql", "mariadb")
 DEFAULT_PORTS = {"pgsql": 5432, "mysql": 3306, "mariadb": 3306}
+PGBOUNCER_MODES = ("off", "session", "transaction")  #: DB_PGBOUNCER: no PgBouncer, or its pool mode
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SQLITE_JOURNAL_MODES = ("WAL", "DELETE", "TRUNCATE", "PERSIST", "MEMORY")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -60,11 +61,31 @@ class DatabaseSettings:
     busy_timeout_ms: int = 5000
     synchronous: str = "FULL"
     journal_mode: str = "WAL"
+    # PostgreSQL only. ``host`` may list several hosts (``a,b``: libpq's failover, the first
+    # writable one wins); ``ports`` then holds one port for all or one per host (``port`` is the first).
+    ports: tuple[int, ...] = ()
+    pgbouncer: str = "off"  # off, session or transaction: the pool mode of the PgBouncer at host:port
+    listen_host: str = ""  # where workers LISTEN, straight to PostgreSQL (empty: on their own connection)
+    listen_ports: tuple[int, ...] = ()
 
     @property
     def dialect(self) -> str:
         """``sqlite``, ``pgsql`` or ``mysql`` (MariaDB speaks the MySQL dialect)."""
         return "mysql" if self.connection == "mariadb" else self.connection
+
+    @property
+    def port_text(self) -> str:
+        """The port, or the comma list of ports, as libpq takes it."""
+        return ",".join(str(port) for port in self.ports) if self.ports else str(self.port)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, or every host with its port (``a:5432,b:5433``) when there are several."""
+        hosts = self.host.split(",")
+        if len(hosts) == 1:
+            return f"{self.host}:{self.port_text}"
+        ports = self.ports if len(self.ports) == len(hosts) else (self.port,) * len(hosts)
+        return ",".join(f"{host}:{port}" for host, port in zip(hosts, ports, strict=True))
 
 
 @dataclass(frozen=True)
@@ -351,16 +372,57 @@ def _database_settings(reader: _Reader, connection: str, app_dir: Path) -> Datab
                                        "DELETE" if (app_dir / "artisan").is_file() else "WAL", upper=True),
             worker_synchronous_commit=_worker_synchronous_commit(reader),
         )
+    several = connection == "pgsql"  # libpq's multi-host syntax; PyMySQL takes one host
+    host, ports = _hosts_and_ports(reader, "DB_HOST", "DB_PORT", DEFAULT_PORTS[connection], several)
+    pgbouncer, listen_host, listen_ports = "off", "", tuple[int, ...]()
+    if connection == "pgsql":
+        pgbouncer = reader.choice("DB_PGBOUNCER", PGBOUNCER_MODES, "off")
+        if reader.text("DB_LISTEN_HOST", ""):
+            listen_host, listen_ports = _hosts_and_ports(reader, "DB_LISTEN_HOST", "DB_LISTEN_PORT",
+                                                         DEFAULT_PORTS[connection], several)
+        elif reader.text("DB_LISTEN_PORT", ""):
+            raise ConfigError("DB_LISTEN_PORT is set but DB_LISTEN_HOST is not (set both, or neither)")
     return DatabaseSettings(
         connection=connection,
         database=reader.required("DB_DATABASE"),
-        host=reader.text("DB_HOST", "127.0.0.1") or "127.0.0.1",
-        port=reader.integer("DB_PORT", DEFAULT_PORTS[connection], minimum=1, maximum=65535),
+        host=host,
+        port=ports[0],
+        ports=ports if len(ports) > 1 else (),
         username=reader.text("DB_USERNAME", "root"),
         password=reader.text("DB_PASSWORD", ""),
         socket=reader.text("DB_SOCKET", ""),
         worker_synchronous_commit=_worker_synchronous_commit(reader),
+        pgbouncer=pgbouncer,
+        listen_host=listen_host,
+        listen_ports=listen_ports,
     )
+
+
+def _hosts_and_ports(reader: _Reader, host_key: str, port_key: str, default_port: int,
+                     several: bool) -> tuple[str, tuple[int, ...]]:
+    """A host, or (``several``) a comma list of hosts, and its ports: one for all, or one per
+    host, as libpq takes them (``DB_HOST=10.0.0.1,10.0.0.2``, ``DB_PORT=5432,5433``)."""
+    raw_host = reader.text(host_key, "127.0.0.1") or "127.0.0.1"
+    hosts = [part.strip() for part in raw_host.split(",")]
+    if len(hosts) > 1 and not several:
+        raise ConfigError(f"{host_key} lists several hosts; only DB_CONNECTION=pgsql connects to one of several")
+    if any(not host or any(char.isspace() for char in host) for host in hosts):
+        raise ConfigError(f"{host_key}={shown(raw_host)} is not a host or a comma list of hosts "
+                          "(an empty name or a blank inside one)")
+    raw_port = reader.text(port_key, "")
+    if raw_port == "":
+        return ",".join(hosts), (default_port,)
+    parts = raw_port.split(",")
+    if len(parts) > 1 and not several:
+        raise ConfigError(f"{port_key} lists several ports; only DB_CONNECTION=pgsql connects to one of several")
+    try:
+        ports = tuple(whole_number(part, 1, 65535) for part in parts)
+    except ValueError as exc:
+        raise ConfigError(f"{port_key}={shown(raw_port)} {exc}") from None
+    if len(ports) not in (1, len(hosts)):
+        raise ConfigError(f"{port_key} lists {len(ports)} ports for the {len(hosts)} hosts of {host_key} "
+                          "(give one port for all, or one per host)")
+    return ",".join(hosts), ports
 
 
 def _worker_synchronous_commit(reader: _Reader) -> bool:

@@ -16,12 +16,13 @@ from typing import Any
 
 import click
 
-from ictq import control, logs, ops
+from ictq import control, laravel_cache, logs, ops
 from ictq import health as checks
 from ictq.cli.options import COUNT, QUEUES, comma_list, json_option
 from ictq.cli.output import age, emit, table
 from ictq.cli.state import State, pass_state
 from ictq.config import shown, whole_number
+from ictq.db import Storage
 from ictq.db.workers import WorkersRepository
 from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
 
@@ -53,12 +54,29 @@ def status(state: State, as_json: bool) -> None:
         rows = ops.sizes(storage, int(time.time()))
         flags = control.read(storage)
         where = storage.describe()
+        laravel = _laravel_signals(state, storage)
     summary = ops.total(rows)
     restart = _stamp(flags.restart) if flags.restart else None
     data = {"database": where, "queues": [r.as_dict() for r in rows], "total": summary.as_dict(),
             "failed": {"all": summary.failed, "last_hour": summary.failed_last_hour},
-            "paused": sorted(flags.paused), "restart_requested_at": restart}
-    emit(as_json, data, lambda: _status_text(where, rows, summary, sorted(flags.paused), restart))
+            "paused": sorted(flags.paused), "restart_requested_at": restart, "laravel": laravel}
+    emit(as_json, data, lambda: _status_text(where, rows, summary, sorted(flags.paused), restart, laravel))
+
+
+def _laravel_signals(state: State, storage: Storage) -> dict[str, Any] | None:
+    """Beside a Laravel app: its cache store and the last ``queue:restart`` it holds."""
+    settings = state.settings
+    if settings.laravel_cache is None:
+        return None
+    store = laravel_cache.open_store(settings, storage)
+    if store is None:
+        return {"store": settings.laravel_cache.store, "reachable": False, "restart_requested_at": None}
+    try:
+        value = store.get(laravel_cache.RESTART_KEY)
+    except IctqError as exc:
+        return {"store": store.name, "reachable": False, "error": str(exc), "restart_requested_at": None}
+    restart = _stamp(str(value)) if value is not None else None
+    return {"store": store.name, "reachable": True, "restart_requested_at": restart}
 
 
 def _stamp(raw: str) -> str:
@@ -70,7 +88,7 @@ def _stamp(raw: str) -> str:
 
 
 def _status_text(where: str, rows: Sequence[ops.QueueSize], summary: ops.QueueSize, paused: list[str],
-                 restart: str | None) -> str:
+                 restart: str | None, laravel: dict[str, Any] | None) -> str:
     lines = [f"ictq status: {where}", ""]
     if rows:
         lines.append(table(["queue", "size", "pending", "delayed", "reserved", "oldest"],
@@ -84,6 +102,13 @@ def _status_text(where: str, rows: Sequence[ops.QueueSize], summary: ops.QueueSi
         lines.append(f"last restart signal: {restart} (workers started before it exit after their current job)")
     else:
         lines.append("last restart signal: never")
+    if laravel is not None:
+        if not laravel["reachable"]:
+            why = laravel.get("error") or "a store ictq cannot read"
+            lines.append(f"Laravel's signals ({laravel['store']} cache): not readable: {why}")
+        else:
+            lines.append(f"Laravel's last queue:restart ({laravel['store']} cache): "
+                         f"{laravel['restart_requested_at'] or 'never'}")
     return "\n".join(lines)
 
 

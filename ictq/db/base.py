@@ -113,6 +113,7 @@ class Storage(abc.ABC):
         self.failed_table = failed_table
         self._conn: Any = None
         self._sql: dict[str, str] | None = None
+        self.application_name = "ictq"  # how the server lists the connection (PostgreSQL)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -145,7 +146,15 @@ class Storage(abc.ABC):
         """Where this storage points, without the password."""
         if self.dialect == "sqlite":
             return f"sqlite:{self.db.database}"
-        return f"{self.db.connection}://{self.db.username}@{self.db.host}:{self.db.port}/{self.db.database}"
+        return f"{self.db.connection}://{self.db.username}@{self.db.address}/{self.db.database}"
+
+    def server(self) -> str:
+        """The server the open connection reached (``host:port``; one of several hosts), or ""."""
+        return ""
+
+    def _begin(self) -> str:
+        """The statement that opens a transaction."""
+        return self.begin_sql
 
     @property
     def connection(self) -> Any:
@@ -212,7 +221,7 @@ class Storage(abc.ABC):
         """Run the block in one transaction; roll back on any error."""
         with self._translated():
             conn = self.connection
-            conn.cursor().execute(self.begin_sql)
+            conn.cursor().execute(self._begin())
             try:
                 yield
             except BaseException:

@@ -1,9 +1,17 @@
-"""PostgreSQL storage (psycopg 3): one-statement claims with ``FOR UPDATE SKIP LOCKED``."""
+"""PostgreSQL storage (psycopg 3): one-statement claims with ``FOR UPDATE SKIP LOCKED``.
+
+As PostgreSQL is run at scale: ``DB_HOST`` may list several servers (libpq's failover: the first
+that accepts writes is used, and a lost connection reconnects to whichever does now), and the
+connection may go through PgBouncer (``DB_PGBOUNCER``). In transaction pooling no state may
+outlive a transaction: no server-side prepared statements, ``SET LOCAL`` instead of ``SET``,
+and ``LISTEN`` only on a direct connection (``DB_LISTEN_HOST``), else idle workers poll.
+"""
 
 from __future__ import annotations
 
 import select
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -32,33 +40,66 @@ class PgsqlStorage(Storage):
     claim_is_one_statement = True
     attempts_limit = 32767  # smallint
     listening = False
+    _listener: Any = None  # the direct LISTEN connection (DB_LISTEN_HOST), when there is one
+
+    @property
+    def _pooled_transactions(self) -> bool:
+        """Through PgBouncer's transaction pooling: no session state survives a transaction."""
+        return self.db.pgbouncer == "transaction"
+
+    @property
+    def _asynchronous_commits(self) -> bool:
+        # A worker's writes (claims, acks, leases) need not wait for the WAL flush: if the
+        # server crashes first, the job is simply unclaimed or unacknowledged and runs again
+        # (at-least-once either way). Dispatches keep synchronous commits.
+        return self.worker and not self.db.worker_synchronous_commit
 
     def _connect(self) -> Any:
-        conn = self._open()
-        if self.worker and not self.db.worker_synchronous_commit:
-            # A worker's writes (claims, acks, leases) need not wait for the WAL flush: if the
-            # server crashes first, the job is simply unclaimed or unacknowledged and runs again
-            # (at-least-once either way). Dispatches keep synchronous commits.
+        conn = self._open(self.db.socket or self.db.host, self.db.port_text)
+        if self._asynchronous_commits and not self._pooled_transactions:
             conn.execute("SET synchronous_commit = off")
-        if self.listening:
+        if self.listening and not self.db.listen_host:
             conn.execute(load_queries(self.dialect, **self._placeholders())["listen"])
         return conn
 
-    def _open(self) -> Any:
+    def _begin(self) -> str:
+        if self._asynchronous_commits and self._pooled_transactions:
+            return "BEGIN; SET LOCAL synchronous_commit = off"  # the session's SET would leak to others
+        return self.begin_sql
+
+    def _open(self, host: str, port: str) -> Any:
         return psycopg.connect(
-            host=self.db.socket or self.db.host,
-            port=self.db.port,
+            host=host,
+            port=port,
             dbname=self.db.database,
             user=self.db.username,
             password=self.db.password or None,
             autocommit=True,
             connect_timeout=5,
-            application_name="ictq",
+            application_name=self.application_name,
+            # PgBouncer 1.18 cannot carry a server-side prepared statement from one transaction
+            # to the next; psycopg prepares a statement run 5 times unless told not to.
+            prepare_threshold=None if self._pooled_transactions else 5,
             keepalives=1,
             keepalives_idle=10,
             keepalives_interval=5,
             keepalives_count=3,
+            # Several hosts: the one that takes writes (the primary, wherever it is now).
+            target_session_attrs="read-write" if "," in host else "any",
         )
+
+    def server(self) -> str:
+        conn = self._conn
+        if conn is None or conn.closed:
+            return ""
+        return f"{conn.info.host}:{conn.info.port}"
+
+    def close(self) -> None:
+        super().close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with suppress(Exception):  # a broken connection may fail to close; it is gone anyway
+                listener.close()
 
     def _driver_error(self) -> type[BaseException]:
         return psycopg.Error
@@ -99,18 +140,37 @@ class PgsqlStorage(Storage):
     def wait_for_work(self, seconds: float, waker: WakeSignal, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:
         """LISTEN/NOTIFY: an insert into the jobs table (a trigger notifies) wakes the worker at
-        once; the timeout (``--sleep``) is the polling fallback for a lost notification."""
+        once; the timeout (``--sleep``) is the polling fallback for a lost notification.
+
+        The worker listens on its own connection, or on a direct one to ``DB_LISTEN_HOST``;
+        through PgBouncer's transaction pooling without one it polls (:meth:`Storage.wait_for_work`).
+        """
+        if self._pooled_transactions and not self.db.listen_host:
+            super().wait_for_work(seconds, waker, queues, now, retry_after)
+            return
         if not self.listening:
             self.listening = True
-            self.close()  # reconnect with LISTEN
+            if not self.db.listen_host:
+                self.close()  # reconnect with LISTEN
         with self._translated():
-            conn = self.connection
+            conn = self._listening_connection()
             readable, _, _ = select.select([conn.fileno(), waker.fd], [], [], seconds)
             if waker.fd in readable:
                 waker.drain()
             if conn.fileno() in readable or not readable:
                 for _ in conn.notifies(timeout=0):
                     pass
+
+    def _listening_connection(self) -> Any:
+        """The connection that LISTENs: this storage's own, or the direct one to DB_LISTEN_HOST."""
+        if not self.db.listen_host:
+            return self.connection
+        if self._listener is None or self._listener.closed:
+            ports = ",".join(str(port) for port in self.db.listen_ports)
+            listener = self._open(self.db.listen_host, ports)
+            listener.execute(self.sql["listen"])
+            self._listener = listener
+        return self._listener
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
         return [Reserved(*row) for row in self._execute("claim", params).fetchall()]

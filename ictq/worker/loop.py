@@ -115,6 +115,9 @@ class Worker:
         # The background thread: leases and the hard deadline, housekeeping; its own connection,
         # and its own outcomes for a job stuck past its deadline.
         self.background = BackgroundThread(open_storage(settings, worker=True))
+        # pg_stat_activity (and PgBouncer's SHOW CLIENTS) list the worker's connections by name.
+        for own in (self.storage, self.background.storage):
+            own.application_name = f"ictq-worker:{options.name}"
         lease_every = max(0.5, min(30.0, settings.retry_after / 4))
         self.lease: LeaseKeeper[Running] = LeaseKeeper(self.background.storage, lease_every, clock, self.logger,
                                                        on_deadline=self._on_deadline,
@@ -434,7 +437,10 @@ class Worker:
         if self._outage_since is not None:
             seconds = time.monotonic() - self._outage_since
             self._outage_since = None
-            self.log.event(logging.INFO, "database-restored", after=f"{seconds:.1f}s")
+            # The server it reached: after a failover (several DB_HOST), the new primary.
+            server = self.storage.server()
+            self.log.event(logging.INFO, "database-restored", after=f"{seconds:.1f}s",
+                           **({"server": server} if server else {}))
 
     # -- signals, sleeping, environment -------------------------------------------------
 

@@ -118,6 +118,14 @@ def test_every_ictq_ops_command_reads_and_handles_php_rows(laravel: LaravelApp) 
     assert {entry["name"] for entry in entries} == {"App\\Jobs\\Fails"}
 
     (first_id, first_uuid, _, first_payload), (second_id, _, _, _) = failed_rows(app)
+    detail = app.ictq("failed", "show", str(first_id))
+    assert detail.returncode == 0 and "RuntimeException" in detail.stdout and "#0 " in detail.stdout, detail.stdout
+    status = app.ictq("status")
+    assert status.returncode == 0 and "php" in status.stdout, status.stdout
+    health = app.ictq("health", "--max-failed-per-hour", "10", "--min-workers", "0")  # PHP workers leave no beat
+    assert health.returncode == 0 and health.stdout.startswith("ICTQ OK") and "failed_1h=2;" in health.stdout
+    metrics = app.ictq("metrics", "--once")
+    assert metrics.returncode == 0 and 'queue="php"' in metrics.stdout, metrics.stdout[:500]
     retried = app.ictq("retry", first_uuid)
     assert retried.returncode == 0, retried.stderr
     assert job_payloads(app, "php") == [first_payload]  # byte for byte: PHP runs it as it was
@@ -349,6 +357,8 @@ def test_one_restart_command_stops_php_and_ictq_workers_alike(dialect: str, stor
             assert [worker.wait(timeout=60) for worker in workers] == [0] * len(workers)
             stamp = json.loads(app.php("app:cache-get", "illuminate:queue:restart").stdout)
             assert int(stamp) >= int(time.time()) - 120
+            status = json.loads(app.ictq("status", "--json").stdout)["laravel"]
+            assert status["store"] == store and status["reachable"] and status["restart_requested_at"]
 
             workers = _start_workers(app, php=together, ictq=True)
             wait_for(lambda: time.time() >= int(stamp) + 1, timeout=30, what="a new second for queue:restart")
