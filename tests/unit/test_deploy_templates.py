@@ -479,3 +479,13 @@ def test_the_role_accepts_php_and_ictq_programs_on_postgresql(tmp_path: Path) ->
     proc = validate_role(tmp_path, ictq_worker_programs=MIXED,
                          ictq_worker_laravel_app_src=str(REPO / "tests" / "laravel_app"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_env_names_laravels_cache_only_beside_a_laravel_app() -> None:
+    plain = render_template(TEMPLATES, ENV, role_variables())
+    assert "CACHE_DRIVER" not in plain, "an ictq-only host's .env is as before"
+    with_php = render_template(TEMPLATES, ENV, role_variables(
+        ictq_worker_programs=[{"name": "p", "kind": "php"}], ictq_worker_cache_driver="database"))
+    assert "QUEUE_CONNECTION=database\nCACHE_DRIVER='database'\n" in with_php
+    with_app = render_template(TEMPLATES, ENV, role_variables(ictq_worker_laravel_app_src="/src/laravel"))
+    assert "CACHE_DRIVER='file'" in with_app
