@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dbs
+from bench.harness import REPO
 from bench.systems import tool
 
 SIZES = (10_000, 1_000_000)
@@ -205,6 +206,7 @@ def measure(dialect: str, rows: int, reps: int, workdir: Path, log: Callable[[st
         env_file = app / ".env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {"APP_NAME": "bench", **db.ictq_env()}.items()))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "QUEUE_", "ICTQ_"))}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
         ictq = [*tool("ictq"), "--env-file", str(env_file)]
         run_command([*ictq, "migrate"], env, app)
         started = time.perf_counter()
