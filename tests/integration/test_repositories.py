@@ -16,7 +16,7 @@ import pytest
 import ictq.db
 from ictq.db import NewJob, Reserved, Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
-from ictq.db.failed_jobs import FailedCounts, FailedHead, FailedJob, FailedJobsRepository
+from ictq.db.failed_jobs import FailedCounts, FailedJob, FailedJobsRepository
 from ictq.db.failure_groups import FailureGroupsRepository, Fingerprint, GroupCount, GroupText, Signed
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
 from ictq.db.laravel_cache import CacheTableRepository
@@ -174,21 +174,6 @@ def test_failed_deletes_and_pruning_ids(app: App) -> None:
     assert repository.delete_ids([ids[1], ids[2], ids[0]]) == 2
     assert repository.delete_ids([]) == 0
     assert [job.id for job in repository.range(0, 10)] == ids[3:]
-
-
-def test_failed_monitor_reads_queues_and_payload_heads(app: App) -> None:
-    storage = app.storage()
-    ids = failures(storage)
-    repository = FailedJobsRepository(storage)
-    assert repository.queues_by_id() == dict(zip(ids, ["default", "emails", "default", "emails", "default"],
-                                                 strict=True))
-    heads = repository.heads(0, 60, 10)
-    assert [head.id for head in heads] == ids and all(isinstance(head, FailedHead) for head in heads)
-    assert heads[0].head == payload("f1")[:60]
-    (cut,) = repository.heads(ids[1], 81, 1)  # SQLite counts bytes: its head ends in half an "é"
-    assert cut.id == ids[2] and cut.head.startswith(payload("f3", size=2000)[:79]) and len(cut.head) <= 81
-    assert [head.id for head in repository.heads(ids[1], 60, 2)] == ids[2:4]
-    assert repository.heads(ids[-1], 60, 10) == []
 
 
 def test_failure_groups_sign_count_and_forget(app: App) -> None:
