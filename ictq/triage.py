@@ -47,6 +47,7 @@ NORMALISED_PART = 1000
 GROUP_ID_LENGTH = 10
 MIN_PREFIX = 4
 SIGN_BATCH = 500  # failed jobs signed, or members checked, per round trip of a reconciliation
+WINDOW = 20_000  # ids per step when a reconciliation walks both tables
 
 # Laravel's first line ends with " in /path/to/File.php:123".
 _PHP_LOCATION = re.compile(r"\s+in\s+\S+(?::\d+|\(\d+\))$")
@@ -173,30 +174,36 @@ def reconcile(storage: Storage) -> int:
     First the cheap checks: equal fingerprints (row count, highest id, sum of ids) of both
     tables mean nothing to do. Then the new tail (failed jobs above the highest signed id, the
     usual case: jobs failed since the last read). Only when the fingerprints still differ (rows
-    deleted, or committed out of id order, behind ictq's back) are both id indexes walked.
+    deleted, or committed out of id order, behind ictq's back) are both id indexes walked, a
+    window of :data:`WINDOW` ids at a time.
     """
     repository = FailureGroupsRepository(storage)
     failed, members = repository.fingerprints()
     if failed == members:
         return 0
-    changed = _sign_from(repository, members.highest)
+    changed = _sign(repository, members.highest, failed.highest)
     failed, members = repository.fingerprints()
     if failed == members:
         return changed
-    after = 0
-    while orphans := repository.orphans(after, SIGN_BATCH):
-        changed += repository.forget(orphans)
-        after = orphans[-1]
-    return changed + _sign_from(repository, 0)
+    top = max(failed.highest, members.highest)
+    for low in range(0, top, WINDOW):
+        high = min(low + WINDOW, top)
+        after = low
+        while orphans := repository.orphans(after, high, SIGN_BATCH):
+            changed += repository.forget(orphans)
+            after = orphans[-1]
+        changed += _sign(repository, low, high)
+    return changed
 
 
-def _sign_from(repository: FailureGroupsRepository, after: int) -> int:
-    signed_count = 0
-    while batch := repository.unsigned(after, SIGN_BATCH):
+def _sign(repository: FailureGroupsRepository, after: int, upto: int) -> int:
+    """Sign the unsigned failed jobs with ids in ``(after, upto]``; return how many."""
+    count = 0
+    while batch := repository.unsigned(after, upto, SIGN_BATCH):
         repository.put([signed(ops.FailedRow.of(job)) for job in batch])
-        signed_count += len(batch)
+        count += len(batch)
         after = batch[-1].id
-    return signed_count
+    return count
 
 
 def groups(storage: Storage, queues: Sequence[str] = ()) -> list[Group]:

@@ -82,13 +82,14 @@ class FailureGroupsRepository:
             found.append(Fingerprint(int(rows), int(highest), int(total)))
         return found[0], found[1]
 
-    def unsigned(self, after: int, limit: int) -> list[FailedJob]:
-        """Up to ``limit`` failed jobs with ids above ``after`` that have no member row, in id order."""
-        return failed_rows(self.storage, "triage_unsigned", {"after": after, "limit": limit})
+    def unsigned(self, after: int, upto: int, limit: int) -> list[FailedJob]:
+        """Up to ``limit`` failed jobs with ids in ``(after, upto]`` that have no member row, in id
+        order (a window of ids keeps each call's cost bounded)."""
+        return failed_rows(self.storage, "triage_unsigned", {"after": after, "upto": upto, "limit": limit})
 
-    def orphans(self, after: int, limit: int) -> list[int]:
-        """Up to ``limit`` member ids above ``after`` whose failed job has gone, in order."""
-        rows = self.storage.fetch("triage_orphans", {"after": after, "limit": limit})
+    def orphans(self, after: int, upto: int, limit: int) -> list[int]:
+        """Up to ``limit`` member ids in ``(after, upto]`` whose failed job has gone, in order."""
+        rows = self.storage.fetch("triage_orphans", {"after": after, "upto": upto, "limit": limit})
         return [int(failed_id) for (failed_id,) in rows]
 
     def forget(self, ids: Sequence[int]) -> int:

@@ -182,15 +182,16 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     repository = FailureGroupsRepository(storage)
     failed, members = repository.fingerprints()
     assert failed == Fingerprint(5, ids[-1], sum(ids)) and members == Fingerprint(0, 0, 0)
-    assert [job.id for job in repository.unsigned(0, 10)] == ids
-    assert [job.id for job in repository.unsigned(ids[0], 2)] == ids[1:3]
-    assert repository.unsigned(0, 10)[0] == FailedJobsRepository(storage).by_id(ids[0])
+    assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == ids
+    assert [job.id for job in repository.unsigned(ids[0], ids[-1], 2)] == ids[1:3]
+    assert [job.id for job in repository.unsigned(ids[0], ids[2], 10)] == ids[1:3]
+    assert repository.unsigned(0, ids[-1], 10)[0] == FailedJobsRepository(storage).by_id(ids[0])
     repository.put([Signed(ids[0], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-13 12:00:00"),
                     Signed(ids[2], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-15 11:30:00"),
                     Signed(ids[3], "g2", "App\\Jobs\\Mail", "E", "emails", "2027-01-15 12:00:00")])
     repository.put([Signed(ids[0], "g9", "x", "y", "other", "2027-01-01 00:00:00")])  # kept as it was
     repository.put([])
-    assert [job.id for job in repository.unsigned(0, 10)] == [ids[1], ids[4]]
+    assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == [ids[1], ids[4]]
     assert repository.fingerprints()[1] == Fingerprint(3, ids[3], ids[0] + ids[2] + ids[3])
     assert repository.texts() == {"g1": GroupText("g1", "App\\Jobs\\Sync", "ValueError: one"),
                                   "g2": GroupText("g2", "App\\Jobs\\Mail", "E"),
@@ -202,11 +203,12 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     assert [job.id for job in repository.members("g1", 0, 10)] == [ids[0], ids[2]]
     assert [job.id for job in repository.members("g1", ids[0], 10)] == [ids[2]]
     assert repository.members("g1", 0, 10, "emails") == []
-    assert repository.orphans(0, 10) == []
+    assert repository.orphans(0, ids[-1], 10) == []
     FailedJobsRepository(storage).delete_ids([ids[2], ids[3]])
-    assert repository.orphans(0, 10) == [ids[2], ids[3]] and repository.orphans(ids[2], 10) == [ids[3]]
+    assert repository.orphans(0, ids[-1], 10) == [ids[2], ids[3]]
+    assert repository.orphans(ids[2], ids[-1], 10) == [ids[3]] and repository.orphans(0, ids[2], 10) == [ids[2]]
     assert repository.forget([ids[2], ids[3]]) == 2 and repository.forget([]) == 0
-    assert repository.orphans(0, 10) == []
+    assert repository.orphans(0, ids[-1], 10) == []
     assert sorted(repository.texts()) == ["g1"]  # groups left without members go too
 
 

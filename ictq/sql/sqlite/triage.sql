@@ -27,14 +27,19 @@ SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM "{failed_jobs}"
 -- name: triage_fingerprint_members
 SELECT COUNT(*), COALESCE(MAX(failed_id), 0), COALESCE(SUM(failed_id), 0) FROM "ictq_{failed_jobs}_members";
 
+-- A walk over a window of ids (after, upto]: both sides bounded, so that no page costs more
+-- than its window whatever the size of the tables.
 -- name: triage_unsigned
 SELECT f.id, f.uuid, f.connection, f.queue, f.payload, f.exception, f.failed_at FROM "{failed_jobs}" AS f
-WHERE f.id > :after AND NOT EXISTS (SELECT 1 FROM "ictq_{failed_jobs}_members" AS m WHERE m.failed_id = f.id)
+WHERE f.id > :after AND f.id <= :upto
+  AND NOT EXISTS (SELECT 1 FROM "ictq_{failed_jobs}_members" AS m
+                  WHERE m.failed_id = f.id AND m.failed_id > :after AND m.failed_id <= :upto)
 ORDER BY f.id LIMIT :limit;
 
 -- name: triage_orphans
 SELECT m.failed_id FROM "ictq_{failed_jobs}_members" AS m
-WHERE m.failed_id > :after AND NOT EXISTS (SELECT 1 FROM "{failed_jobs}" AS f WHERE f.id = m.failed_id)
+WHERE m.failed_id > :after AND m.failed_id <= :upto
+  AND NOT EXISTS (SELECT 1 FROM "{failed_jobs}" AS f WHERE f.id = m.failed_id AND f.id > :after AND f.id <= :upto)
 ORDER BY m.failed_id LIMIT :limit;
 
 -- name: triage_forget
