@@ -65,11 +65,13 @@ class JobsRepository:
 
     def counts(self, now: int) -> list[QueueCounts]:
         """Every queue that has jobs, with its counts at ``now``."""
-        return [
-            QueueCounts(queue=str(queue), pending=int(pending or 0), delayed=int(delayed or 0),
-                        reserved=int(reserved or 0), oldest_available_at=None if oldest is None else int(oldest))
-            for queue, pending, delayed, reserved, oldest in self.storage.fetch("size", {"now": now})
-        ]
+        found = []
+        for queue, total, delayed, reserved, earliest in self.storage.fetch("size", {"now": now}):
+            total, delayed, reserved = int(total or 0), int(delayed or 0), int(reserved or 0)
+            oldest = None if earliest is None or int(earliest) > now else int(earliest)
+            found.append(QueueCounts(queue=str(queue), pending=total - delayed - reserved, delayed=delayed,
+                                     reserved=reserved, oldest_available_at=oldest))
+        return found
 
     def queue_names(self) -> list[str]:
         """The queues that have jobs, in order (one index probe per queue, whatever the table's size)."""
