@@ -64,12 +64,15 @@ class JobsRepository:
         self.storage = storage
 
     def counts(self, now: int) -> list[QueueCounts]:
-        """Every queue that has jobs, with its counts at ``now``."""
+        """Every queue that has jobs, with its counts at ``now`` (a few index ranges per queue)."""
         found = []
-        for queue, total, delayed, reserved, earliest in self.storage.fetch("size", {"now": now}):
+        for queue in self.queue_names():
+            ((total, delayed, reserved, earliest),) = self.storage.fetch("size", {"queue": queue, "now": now})
             total, delayed, reserved = int(total or 0), int(delayed or 0), int(reserved or 0)
+            if total == 0:
+                continue  # its last job went between the two reads
             oldest = None if earliest is None or int(earliest) > now else int(earliest)
-            found.append(QueueCounts(queue=str(queue), pending=total - delayed - reserved, delayed=delayed,
+            found.append(QueueCounts(queue=queue, pending=total - delayed - reserved, delayed=delayed,
                                      reserved=reserved, oldest_available_at=oldest))
         return found
 

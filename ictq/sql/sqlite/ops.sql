@@ -17,33 +17,18 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.u
 -- name: control_delete
 DELETE FROM "ictq_control" WHERE name = :name;
 
--- Per queue (found by a loose scan of the queue index): all its jobs, the delayed, the reserved,
--- and the earliest available_at of the unreserved; pending is the rest. Each is an index range
--- (only the total counts every entry of the queue's range), never a sum over every row.
+-- One queue (the queues come from queue_names, a loose scan of the queue index): all its jobs,
+-- the delayed, the reserved, and the earliest available_at of the unreserved; pending is the
+-- rest. Each is one index range (only the total counts every entry of the queue), never a sum
+-- over every row of the table.
 -- name: size
-WITH RECURSIVE names (queue) AS (
-    SELECT MIN(queue) FROM "{jobs}"
-    UNION ALL
-    SELECT (SELECT MIN(j.queue) FROM "{jobs}" AS j WHERE j.queue > names.queue) FROM names WHERE names.queue IS NOT NULL
-)
-SELECT n.queue,
-       (SELECT COUNT(*) FROM "{jobs}" AS j WHERE j.queue = n.queue),
-       (SELECT COUNT(*) FROM "{jobs}" AS j WHERE j.queue = n.queue AND j.reserved_at IS NULL AND j.available_at > :now),
-       (SELECT COUNT(*) FROM "{jobs}" AS j WHERE j.queue = n.queue AND j.reserved_at IS NOT NULL),
-       (SELECT j.available_at FROM "{jobs}" AS j WHERE j.queue = n.queue AND j.reserved_at IS NULL
-        ORDER BY j.available_at LIMIT 1)
-FROM names AS n WHERE n.queue IS NOT NULL;
+SELECT (SELECT COUNT(*) FROM "{jobs}" WHERE queue = :queue),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = :queue AND reserved_at IS NULL AND available_at > :now),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = :queue AND reserved_at IS NOT NULL),
+       (SELECT MIN(available_at) FROM "{jobs}" WHERE queue = :queue AND reserved_at IS NULL);
 
 -- name: failed_counts
-WITH RECURSIVE names (queue) AS (
-    SELECT MIN(queue) FROM "{failed_jobs}"
-    UNION ALL
-    SELECT (SELECT MIN(f.queue) FROM "{failed_jobs}" AS f WHERE f.queue > names.queue) FROM names WHERE names.queue IS NOT NULL
-)
-SELECT n.queue,
-       (SELECT COUNT(*) FROM "{failed_jobs}" AS f WHERE f.queue = n.queue),
-       (SELECT COUNT(*) FROM "{failed_jobs}" AS f WHERE f.queue = n.queue AND f.failed_at >= :since)
-FROM names AS n WHERE n.queue IS NOT NULL;
+SELECT queue, COUNT(*), SUM(CASE WHEN failed_at >= :since THEN 1 ELSE 0 END) FROM "{failed_jobs}" GROUP BY queue;
 
 -- name: clear_available
 DELETE FROM "{jobs}" WHERE queue = :queue AND reserved_at IS NULL;
