@@ -342,10 +342,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readme", type=Path, default=README, help="where to write the figures ('-': nowhere)")
     args = parser.parse_args(argv)
     dialects = tuple(args.db.split(","))
+    load_before = os.getloadavg()[0]
     results = run(dialects, args.reps, [int(n) for n in args.sizes.split(",")],
                   log=lambda line: print(line, flush=True))
     facts = machine_facts(Options(dialects=dialects))
-    text = markdown(results, [f for f in facts if f[0] != "packages"], args.reps)
+    facts = [f for f in facts if f[0] != "packages"]
+    facts.append(("load average (1 min), start / end", f"{load_before:.1f} / {os.getloadavg()[0]:.1f} "
+                  f"(other work on the machine: the figures are as noisy as it is busy)"))
+    text = markdown(results, facts, args.reps)
     print(text)
     if str(args.readme) != "-":
         write_readme(text, args.readme)
