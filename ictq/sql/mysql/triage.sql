@@ -7,7 +7,9 @@
 -- size, status, health, metrics: per-queue counts by state from the index alone.
 CREATE INDEX IF NOT EXISTS `ictq_{jobs}_state` ON `{jobs}` (`queue`, `reserved_at`, `available_at`);
 -- (Laravel makes failed_jobs.queue a TEXT column on MySQL: no index can cover it, so failed
--- counts per queue scan the table there.)
+-- counts per queue scan the table there.) A narrow index for the jobs of the last hour, and for
+-- the fingerprint of reconciliation (InnoDB counts over its smallest index).
+CREATE INDEX IF NOT EXISTS `ictq_{failed_jobs}_failed_at` ON `{failed_jobs}` (`failed_at`);
 CREATE TABLE IF NOT EXISTS `ictq_{failed_jobs}_groups` (
     `group_id` varchar(16) NOT NULL PRIMARY KEY,
     `job` varchar(255) NOT NULL,
