@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import dbs
+from bench import dbs, scale
 from bench.harness import REPO, SCENARIOS, Options, Runner
 from bench.report import Report
 from bench.systems import SYSTEMS
@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                    help="databases of the RSS scenario (default pgsql,sqlite)")
     p.add_argument("--dialects", "--db", type=_csv(dbs.DIALECTS), help="sqlite,pgsql,mariadb (default all)")
     p.add_argument("--systems", type=_csv(tuple(SYSTEMS)), help=f"default {','.join(SYSTEMS)}")
-    p.add_argument("--scenarios", type=_csv(SCENARIOS), help=f"default {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", type=_csv((*SCENARIOS, "scale")),
+                   help=f"default {','.join(SCENARIOS)}; 'scale' (not by default, ictq only, 1,000,000 rows per "
+                        "database: see bench/scale.py) times the read commands at 10,000 and 1,000,000 rows")
     p.add_argument("--timeout", type=float, help="seconds a drain or latency scenario may take (default 180)")
     p.add_argument("--rss-timeout", type=float, help="seconds the RSS scenario may take (default 600)")
     p.add_argument("--workdir", type=Path, help="where the temporary run directory goes")
@@ -161,7 +163,8 @@ def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: 
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
     lines.append(f"Repetitions: {report.o.reps}; run time {minutes:.1f} min.")
     lines.append("")
-    return "\n".join(lines) + report.markdown()
+    kept = scale.kept_block()  # the scale scenario's figures, from its own (separate) run
+    return "\n".join(lines) + report.markdown() + (f"\n\n{kept}\n" if kept else "")
 
 
 def _full(options: Options) -> Options:
@@ -171,6 +174,12 @@ def _full(options: Options) -> Options:
 
 def main(argv: list[str] | None = None) -> None:
     options, args = parse_args(argv)
+    if "scale" in options.scenarios:
+        scale.main(["--db", ",".join(options.dialects), "--reps", str(options.reps),
+                    *(["--readme", str(args.readme)] if args.readme is not None else [])])
+        options = dataclasses.replace(options, scenarios=tuple(s for s in options.scenarios if s != "scale"))
+        if not options.scenarios:
+            return
     raw = sys.argv[1:] if argv is None else argv
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(raw))}" if raw else "") \
         if os.environ.get("BENCH_VIA_MAKE") else "python -m bench " + " ".join(shlex.quote(a) for a in raw)

@@ -43,15 +43,12 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ictq import logs, ops, payload
+from ictq import logs, ops, payload, triage
 from ictq.db import Storage, stats
-from ictq.db.failed_jobs import FailedJobsRepository
 from ictq.db.workers import WorkerRecord, WorkersRepository
 from ictq.display import NO_SECRETS, Masker, printable, text_of
 from ictq.errors import IctqError
 
-HEAD_CHARS = 1000
-HEAD_BATCH = 1000
 MAX_LABEL = 255
 
 
@@ -67,24 +64,13 @@ class Snapshot:
 
 
 class FailedNames:
-    """Job names of the rows in failed_jobs, read once per row (ids only grow)."""
-
-    def __init__(self) -> None:
-        self._names: dict[int, str] = {}
+    """Failed jobs by queue and job name, counted in the database at each scrape: the job names
+    come from ictq's signature side tables (:func:`ictq.triage.job_counts`, reconciled with
+    failed_jobs first), so a scrape holds one row per (queue, group), never one per failed job."""
 
     def count(self, storage: Storage) -> Counter[tuple[str, str]]:
-        failed = FailedJobsRepository(storage)
-        current = failed.queues_by_id()
-        self._names = {i: name for i, name in self._names.items() if i in current}
-        after = max(self._names, default=0)
-        while True:
-            heads = failed.heads(after, HEAD_CHARS, HEAD_BATCH)
-            for head in heads:
-                self._names[head.id] = payload.name_in_head(head.head)
-            if len(heads) < HEAD_BATCH:
-                break
-            after = heads[-1].id
-        return Counter((queue, self._names.get(i, payload.UNREADABLE_NAME)) for i, queue in current.items())
+        return Counter({(queue, job or payload.UNREADABLE_NAME): count
+                        for (queue, job), count in triage.job_counts(storage).items()})
 
 
 def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:

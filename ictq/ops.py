@@ -117,8 +117,8 @@ def total(rows: Sequence[QueueSize]) -> QueueSize:
 def list_jobs(storage: Storage, now: int, queues: Sequence[str], state: str, limit: int) -> list[JobRow]:
     """Queued jobs, oldest first, across ``queues`` (all when empty)."""
     # A queue name the driver cannot send back (undecodable bytes of a SQLite row) is skipped.
-    names = list(queues) or [row.queue for row in sizes(storage, now) if _sendable(row.queue)]
     repository = JobsRepository(storage)
+    names = list(queues) or [text_of(name) for name in repository.queue_names() if _sendable(text_of(name))]
     found: list[JobRow] = []
     for queue in names:
         found.extend(_job_row(job, now) for job in repository.list_queue(queue, state, now, limit))

@@ -16,6 +16,14 @@ after 3.2s" failures are one line, not a thousand:
 A group's id is a short hash of the job name and the signature: stable between runs and
 machines, so ``ictq failed --group`` can be read on one host and ``ictq retry --group ID`` typed
 on another.
+
+Each failed job's signature is computed once and kept in ictq's side tables
+(:mod:`ictq.db.failure_groups`), so that grouping is an aggregate in the database whatever the
+size of failed_jobs. The side tables are a cache, reconciled before each read
+(:func:`reconcile`): PHP workers and ``php artisan queue:forget`` write failed_jobs without
+telling ictq. When nothing changed this costs two index aggregates; new failures cost their own
+signatures (a tail read past the highest known id), and rows deleted or inserted out of order
+behind ictq's back one walk of both id indexes.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import Any
 
 from ictq import display, ops
 from ictq.db import Storage
+from ictq.db.failed_jobs import ALL_QUEUES
+from ictq.db.failure_groups import FailureGroupsRepository, GroupCount, Signed
 from ictq.errors import GroupNotFound, first_line
 
 MAX_SIGNATURE = 240
@@ -36,6 +46,8 @@ MAX_SIGNATURE = 240
 NORMALISED_PART = 1000
 GROUP_ID_LENGTH = 10
 MIN_PREFIX = 4
+SIGN_BATCH = 500  # failed jobs signed, or members checked, per round trip of a reconciliation
+WINDOW = 20_000  # ids per step when a reconciliation walks both tables
 
 # Laravel's first line ends with " in /path/to/File.php:123".
 _PHP_LOCATION = re.compile(r"\s+in\s+\S+(?::\d+|\(\d+\))$")
@@ -116,6 +128,14 @@ class Group:
         self.queues.add(row.queue)
         self.example_id = self.example_id or row.id
 
+    def merge(self, counted: GroupCount) -> None:
+        """Add the members of this group on one queue, as the side tables count them."""
+        self.count += counted.count
+        self.first_seen = min(self.first_seen or counted.first_seen, counted.first_seen)
+        self.last_seen = max(self.last_seen, counted.last_seen)
+        self.queues.add(counted.queue)
+        self.example_id = min(self.example_id or counted.example_id, counted.example_id)
+
     def as_dict(self) -> dict[str, Any]:
         return {"group": self.id, "job": self.job, "signature": self.signature, "count": self.count,
                 "first_seen": self.first_seen, "last_seen": self.last_seen, "queues": sorted(self.queues),
@@ -134,19 +154,84 @@ def group_rows(rows: Iterable[ops.FailedRow]) -> list[Group]:
     for row in rows:
         gid, job, sig = key_of(row)
         groups.setdefault(gid, Group(gid, job, sig)).add(row)
-    by_recent = sorted(groups.values(), key=lambda g: g.last_seen, reverse=True)
+    return _ordered(groups.values())
+
+
+def _ordered(found: Iterable[Group]) -> list[Group]:
+    by_recent = sorted(found, key=lambda g: g.last_seen, reverse=True)
     return sorted(by_recent, key=lambda g: g.count, reverse=True)
 
 
-def _every_failed(storage: Storage, queues: Sequence[str]) -> Iterator[ops.FailedRow]:
-    for queue in list(queues) or [""]:
-        for batch in ops.failed_all(storage, queue):
-            yield from batch
+def signed(row: ops.FailedRow) -> Signed:
+    """A failed job with its group, as the side tables keep it."""
+    gid, job, sig = key_of(row)
+    return Signed(row.id, gid, job, sig, row.queue, row.failed_at)
+
+
+def reconcile(storage: Storage) -> int:
+    """Bring the side tables in line with failed_jobs now; return how many members changed.
+
+    First the cheap checks: equal fingerprints (row count, highest id, sum of ids) of both
+    tables mean nothing to do. Then the new tail (failed jobs above the highest signed id, the
+    usual case: jobs failed since the last read). Only when the fingerprints still differ (rows
+    deleted, or committed out of id order, behind ictq's back) are both id indexes walked, a
+    window of :data:`WINDOW` ids at a time.
+    """
+    repository = FailureGroupsRepository(storage)
+    failed, members = repository.fingerprints()
+    if failed == members:
+        return 0
+    changed = _sign(repository, members.highest, failed.highest)
+    failed, members = repository.fingerprints()
+    if failed == members:
+        return changed
+    top = max(failed.highest, members.highest)
+    for low in range(0, top, WINDOW):
+        high = min(low + WINDOW, top)
+        after = low
+        while orphans := repository.orphans(after, high, SIGN_BATCH):
+            changed += repository.forget(orphans)
+            after = orphans[-1]
+        changed += _sign(repository, low, high)
+    return changed
+
+
+def _sign(repository: FailureGroupsRepository, after: int, upto: int) -> int:
+    """Sign the unsigned failed jobs with ids in ``(after, upto]``; return how many."""
+    count = 0
+    while batch := repository.unsigned(after, upto, SIGN_BATCH):
+        repository.put([signed(ops.FailedRow.of(job)) for job in batch])
+        count += len(batch)
+        after = batch[-1].id
+    return count
 
 
 def groups(storage: Storage, queues: Sequence[str] = ()) -> list[Group]:
-    """Every failed job (of ``queues``; all when empty), grouped."""
-    return group_rows(_every_failed(storage, queues))
+    """Every failed job (of ``queues``; all when empty), grouped: from the side tables,
+    reconciled first."""
+    reconcile(storage)
+    repository = FailureGroupsRepository(storage)
+    texts = repository.texts()
+    found: dict[str, Group] = {}
+    for queue in list(queues) or [ALL_QUEUES]:
+        for counted in repository.counts(queue):
+            text = texts.get(counted.group_id)
+            if text is not None:  # else its group row came after the counts: the next read has it
+                found.setdefault(counted.group_id, Group(text.group_id, text.job, text.signature)).merge(counted)
+    return _ordered(found.values())
+
+
+def job_counts(storage: Storage) -> dict[tuple[str, str], int]:
+    """Failed jobs by ``(queue, job name)``, reconciled first (what ``ictq metrics`` shows)."""
+    reconcile(storage)
+    repository = FailureGroupsRepository(storage)
+    texts = repository.texts()
+    counts: dict[tuple[str, str], int] = {}
+    for counted in repository.counts():
+        text = texts.get(counted.group_id)
+        key = (counted.queue, text.job if text is not None else "")
+        counts[key] = counts.get(key, 0) + counted.count
+    return counts
 
 
 def resolve(storage: Storage, ref: str, queues: Sequence[str] = ()) -> Group:
@@ -163,13 +248,13 @@ def resolve(storage: Storage, ref: str, queues: Sequence[str] = ()) -> Group:
 
 
 def members(storage: Storage, group: Group, queues: Sequence[str] = ()) -> Iterator[list[ops.FailedRow]]:
-    """The failed jobs of ``group`` now, in batches of at most :data:`ops.RETRY_BATCH`."""
-    batch: list[ops.FailedRow] = []
-    for row in _every_failed(storage, queues):
-        if key_of(row)[0] == group.id:
-            batch.append(row)
-            if len(batch) >= ops.RETRY_BATCH:
+    """The failed jobs of ``group`` now, in batches of at most :data:`ops.RETRY_BATCH`: those the
+    side tables file under it, each checked again (a retry acts on what the row says now)."""
+    repository = FailureGroupsRepository(storage)
+    for queue in list(queues) or [ALL_QUEUES]:
+        after = 0
+        while jobs := repository.members(group.id, after, ops.RETRY_BATCH, queue):
+            after = jobs[-1].id
+            batch = [row for row in map(ops.FailedRow.of, jobs) if key_of(row)[0] == group.id]
+            if batch:
                 yield batch
-                batch = []
-    if batch:
-        yield batch

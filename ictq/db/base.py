@@ -211,6 +211,13 @@ class Storage(abc.ABC):
         with self._translated():
             return int(self._execute(name, params).rowcount)
 
+    def run_many(self, name: str, rows: Sequence[Any]) -> None:
+        """Execute a named statement once per parameter set (a multi-row insert where the driver
+        makes one)."""
+        if rows:
+            with self._translated():
+                self.connection.cursor().executemany(self.sql[name], rows)
+
     def fetch(self, name: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Execute a named query; return all rows."""
         with self._translated():

@@ -1,7 +1,8 @@
 """The failed_jobs table (Laravel's), as the ops commands, the monitors and pruning read and change it.
 
 Moving a job here is :meth:`Storage.fail` (the worker's hot path); this is everything after:
-counts, listings, look-ups, deletes, and the reads of ``ictq metrics`` and ``ictq test-email``.
+counts, listings, look-ups, deletes, and the read of ``ictq test-email`` (``ictq metrics`` and
+``failed --group`` read the signature side tables, :mod:`ictq.db.failure_groups`).
 Each method runs one named statement and builds its records by column name, here, next to the SQL.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from ictq.db.base import Storage
 
@@ -37,14 +38,6 @@ class FailedCounts:
     queue: str
     total: int
     since: int
-
-
-class FailedHead(NamedTuple):
-    """A failed job's id and the first characters of its payload. (A named tuple: a first
-    scrape of ``ictq metrics`` reads one per row of the table.)"""
-
-    id: int
-    head: str
 
 
 class FailedJobsRepository:
@@ -95,36 +88,22 @@ class FailedJobsRepository:
         params = {"after": after, "before": self.storage.param_time(before), "limit": limit}
         return [int(failed_id) for (failed_id,) in self.storage.fetch("failed_ids_before", params)]
 
-    def queues_by_id(self) -> dict[int, str]:
-        """The queue of every failed job, by id (the whole table: ids and queue names only)."""
-        return {int(failed_id): str(queue) for failed_id, queue in self.storage.fetch("monitor_failed_ids")}
-
-    def heads(self, after: int, chars: int, limit: int) -> list[FailedHead]:
-        """Up to ``limit`` failed jobs with ids above ``after``, in order, each with the first
-        ``chars`` characters (bytes on SQLite) of its payload, never the whole payload."""
-        params = {"after": after, "chars": chars, "limit": limit}
-        rows = self.storage.fetch("monitor_failed_heads", params)
-        return [FailedHead(int(failed_id), _text(head)) for failed_id, head in rows]
-
     def exception_of(self, job_uuid: str) -> str | None:
         """The exception text of the failed job with uuid ``job_uuid``; None when it has not failed."""
         rows = self.storage.fetch("mail_failed_reason", {"uuid": job_uuid})
         return str(rows[0][0]) if rows else None
 
     def _jobs(self, name: str, params: dict[str, Any]) -> list[FailedJob]:
-        return [
-            FailedJob(id=int(failed_id), uuid=str(job_uuid), connection=str(connection), queue=str(queue),
-                      payload=str(payload), exception=str(exception), failed_at=str(failed_at)[:19])
-            for failed_id, job_uuid, connection, queue, payload, exception, failed_at
-            in self.storage.fetch(name, params)
-        ]
+        return failed_rows(self.storage, name, params)
 
 
-def _text(head: str | bytes | None) -> str:
-    """A payload head as text: SQLite cuts bytes, so the last character may be cut in half."""
-    if isinstance(head, bytes):
-        return head.decode("utf-8", errors="replace")
-    return head or ""
+def failed_rows(storage: Storage, name: str, params: dict[str, Any]) -> list[FailedJob]:
+    """The rows of a named query selecting failed_jobs' seven columns, in their order."""
+    return [
+        FailedJob(id=int(failed_id), uuid=str(job_uuid), connection=str(connection), queue=str(queue),
+                  payload=str(payload), exception=str(exception), failed_at=str(failed_at)[:19])
+        for failed_id, job_uuid, connection, queue, payload, exception, failed_at in storage.fetch(name, params)
+    ]
 
 
-__all__ = ["ALL_QUEUES", "FailedCounts", "FailedHead", "FailedJob", "FailedJobsRepository"]
+__all__ = ["ALL_QUEUES", "FailedCounts", "FailedJob", "FailedJobsRepository", "failed_rows"]

@@ -64,12 +64,22 @@ class JobsRepository:
         self.storage = storage
 
     def counts(self, now: int) -> list[QueueCounts]:
-        """Every queue that has jobs, with its counts at ``now``."""
-        return [
-            QueueCounts(queue=str(queue), pending=int(pending or 0), delayed=int(delayed or 0),
-                        reserved=int(reserved or 0), oldest_available_at=None if oldest is None else int(oldest))
-            for queue, pending, delayed, reserved, oldest in self.storage.fetch("size", {"now": now})
-        ]
+        """Every queue that has jobs, with its counts at ``now`` (a few index ranges per queue)."""
+        found = []
+        for (queue,) in self.storage.fetch("queue_names"):  # as stored (bytes of a SQLite BLOB too)
+            params = {"queue": _sendable(queue), "text": not isinstance(queue, bytes), "now": now}
+            ((total, delayed, reserved, earliest),) = self.storage.fetch("size", params)
+            total, delayed, reserved = int(total or 0), int(delayed or 0), int(reserved or 0)
+            if total == 0:
+                continue  # its last job went between the two reads
+            oldest = None if earliest is None or int(earliest) > now else int(earliest)
+            found.append(QueueCounts(queue=str(queue), pending=total - delayed - reserved, delayed=delayed,
+                                     reserved=reserved, oldest_available_at=oldest))
+        return found
+
+    def queue_names(self) -> list[str]:
+        """The queues that have jobs, in order (one index probe per queue, whatever the table's size)."""
+        return [str(name) for (name,) in self.storage.fetch("queue_names")]
 
     def list_queue(self, queue: str, state: str, now: int, limit: int) -> list[QueuedJob]:
         """Up to ``limit`` jobs of ``queue`` in ``state`` (one of :data:`JOB_STATES`, or
@@ -101,6 +111,17 @@ class JobsRepository:
             return None
         ((attempts, reserved_at),) = rows
         return JobAttempts(attempts=int(attempts), reserved_at=None if reserved_at is None else int(reserved_at))
+
+
+def _sendable(value: object) -> object:
+    """A value read from the queue column, as a parameter that matches it again: text that is not
+    UTF-8 (SQLite hands it over with its bad bytes as surrogates) goes back as its bytes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
 
 
 __all__ = ["ANY_STATE", "JOB_STATES", "JobAttempts", "JobsRepository", "QueueCounts", "QueuedJob"]

@@ -50,3 +50,18 @@ def test_harness_end_to_end_on_sqlite(tmp_path: Path) -> None:
     for needle in ("| SQLite | ictq |", "| SQLite | laravel-ref |", "### Ratios", "### Targets", "cores"):
         assert needle in text
     assert not any(p.name.startswith("ictq-bench-") for p in tmp_path.iterdir())  # the run cleaned up
+
+
+def test_scale_scenario_on_sqlite_writes_its_block(tmp_path: Path) -> None:
+    from bench import scale
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# bench\n")
+    scale.main(["--db", "sqlite", "--sizes", "200,400", "--reps", "1", "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("# bench\n") and text.count(scale.BEGIN) == 1 and text.count(scale.END) == 1
+    for label, _ in scale.COMMANDS:
+        assert f"| `{label}` | " in text
+    assert "| 200 rows | 400 rows |" in text and "FAILED" not in text
+    scale.write_readme("again", readme)  # a second run replaces the block
+    assert readme.read_text().count(scale.BEGIN) == 1 and "again" in readme.read_text()

@@ -16,7 +16,8 @@ import pytest
 import ictq.db
 from ictq.db import NewJob, Reserved, Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
-from ictq.db.failed_jobs import FailedCounts, FailedHead, FailedJob, FailedJobsRepository
+from ictq.db.failed_jobs import FailedCounts, FailedJob, FailedJobsRepository
+from ictq.db.failure_groups import FailureGroupsRepository, Fingerprint, GroupCount, GroupText, Signed
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
 from ictq.db.laravel_cache import CacheTableRepository
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
@@ -56,6 +57,15 @@ def test_jobs_counts_by_queue_and_state(app: App) -> None:
         QueueCounts("emails", pending=0, delayed=1, reserved=0, oldest_available_at=None)]
     repository.clear("emails")
     assert [c.queue for c in repository.counts(NOW)] == ["default"]
+
+
+def test_jobs_queue_names_from_the_index(app: App) -> None:
+    storage = app.storage()
+    repository = JobsRepository(storage)
+    assert repository.queue_names() == []
+    jobs_of(storage)
+    storage.push(NewJob("alpha", payload("a1"), NOW, NOW))
+    assert repository.queue_names() == ["alpha", "default", "emails"]
 
 
 def test_jobs_list_a_queue_by_state_oldest_first(app: App) -> None:
@@ -166,19 +176,40 @@ def test_failed_deletes_and_pruning_ids(app: App) -> None:
     assert [job.id for job in repository.range(0, 10)] == ids[3:]
 
 
-def test_failed_monitor_reads_queues_and_payload_heads(app: App) -> None:
+def test_failure_groups_sign_count_and_forget(app: App) -> None:
     storage = app.storage()
     ids = failures(storage)
-    repository = FailedJobsRepository(storage)
-    assert repository.queues_by_id() == dict(zip(ids, ["default", "emails", "default", "emails", "default"],
-                                                 strict=True))
-    heads = repository.heads(0, 60, 10)
-    assert [head.id for head in heads] == ids and all(isinstance(head, FailedHead) for head in heads)
-    assert heads[0].head == payload("f1")[:60]
-    (cut,) = repository.heads(ids[1], 81, 1)  # SQLite counts bytes: its head ends in half an "é"
-    assert cut.id == ids[2] and cut.head.startswith(payload("f3", size=2000)[:79]) and len(cut.head) <= 81
-    assert [head.id for head in repository.heads(ids[1], 60, 2)] == ids[2:4]
-    assert repository.heads(ids[-1], 60, 10) == []
+    repository = FailureGroupsRepository(storage)
+    failed, members = repository.fingerprints()
+    assert failed == Fingerprint(5, ids[-1], sum(ids)) and members == Fingerprint(0, 0, 0)
+    assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == ids
+    assert [job.id for job in repository.unsigned(ids[0], ids[-1], 2)] == ids[1:3]
+    assert [job.id for job in repository.unsigned(ids[0], ids[2], 10)] == ids[1:3]
+    assert repository.unsigned(0, ids[-1], 10)[0] == FailedJobsRepository(storage).by_id(ids[0])
+    repository.put([Signed(ids[0], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-13 12:00:00"),
+                    Signed(ids[2], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-15 11:30:00"),
+                    Signed(ids[3], "g2", "App\\Jobs\\Mail", "E", "emails", "2027-01-15 12:00:00")])
+    repository.put([Signed(ids[0], "g9", "x", "y", "other", "2027-01-01 00:00:00")])  # kept as it was
+    repository.put([])
+    assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == [ids[1], ids[4]]
+    assert repository.fingerprints()[1] == Fingerprint(3, ids[3], ids[0] + ids[2] + ids[3])
+    assert repository.texts() == {"g1": GroupText("g1", "App\\Jobs\\Sync", "ValueError: one"),
+                                  "g2": GroupText("g2", "App\\Jobs\\Mail", "E"),
+                                  "g9": GroupText("g9", "x", "y")}
+    assert sorted(repository.counts(), key=lambda c: c.group_id) == [
+        GroupCount("g1", "default", 2, "2027-01-13 12:00:00", "2027-01-15 11:30:00", ids[0]),
+        GroupCount("g2", "emails", 1, "2027-01-15 12:00:00", "2027-01-15 12:00:00", ids[3])]
+    assert [c.group_id for c in repository.counts("emails")] == ["g2"]
+    assert [job.id for job in repository.members("g1", 0, 10)] == [ids[0], ids[2]]
+    assert [job.id for job in repository.members("g1", ids[0], 10)] == [ids[2]]
+    assert repository.members("g1", 0, 10, "emails") == []
+    assert repository.orphans(0, ids[-1], 10) == []
+    FailedJobsRepository(storage).delete_ids([ids[2], ids[3]])
+    assert repository.orphans(0, ids[-1], 10) == [ids[2], ids[3]]
+    assert repository.orphans(ids[2], ids[-1], 10) == [ids[3]] and repository.orphans(0, ids[2], 10) == [ids[2]]
+    assert repository.forget([ids[2], ids[3]]) == 2 and repository.forget([]) == 0
+    assert repository.orphans(0, ids[-1], 10) == []
+    assert sorted(repository.texts()) == ["g1"]  # groups left without members go too
 
 
 def test_mail_ledger_marks_finds_and_prunes(app: App) -> None:

@@ -17,13 +17,15 @@ ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.u
 -- name: control_delete
 DELETE FROM "ictq_control" WHERE name = %(name)s;
 
+-- One queue (the queues come from queue_names, a loose scan of the queue index): all its jobs,
+-- the delayed, the reserved, and the earliest available_at of the unreserved; pending is the
+-- rest. Each is one index range (only the total counts every entry of the queue), never a sum
+-- over every row of the table.
 -- name: size
-SELECT queue,
-       SUM(CASE WHEN reserved_at IS NULL AND available_at <= %(now)s THEN 1 ELSE 0 END),
-       SUM(CASE WHEN reserved_at IS NULL AND available_at > %(now)s THEN 1 ELSE 0 END),
-       SUM(CASE WHEN reserved_at IS NOT NULL THEN 1 ELSE 0 END),
-       MIN(CASE WHEN reserved_at IS NULL AND available_at <= %(now)s THEN available_at END)
-FROM "{jobs}" GROUP BY queue;
+SELECT (SELECT COUNT(*) FROM "{jobs}" WHERE queue = %(queue)s),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = %(queue)s AND reserved_at IS NULL AND available_at > %(now)s),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = %(queue)s AND reserved_at IS NOT NULL),
+       (SELECT MIN(available_at) FROM "{jobs}" WHERE queue = %(queue)s AND reserved_at IS NULL);
 
 -- name: failed_counts
 SELECT queue, COUNT(*), SUM(CASE WHEN failed_at >= %(since)s THEN 1 ELSE 0 END) FROM "{failed_jobs}" GROUP BY queue;

@@ -17,13 +17,17 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.u
 -- name: control_delete
 DELETE FROM "ictq_control" WHERE name = :name;
 
+-- One queue (the queues come from queue_names, a loose scan of the queue index): all its jobs,
+-- the delayed, the reserved, and the earliest available_at of the unreserved; pending is the
+-- rest. Each is one index range (only the total counts every entry of the queue), never a sum
+-- over every row of the table. (On SQLite the queue is the value the loose scan returned: text,
+-- the bytes of a BLOB, or the bytes of text that is not UTF-8, which :text says to match as text.)
 -- name: size
-SELECT queue,
-       SUM(CASE WHEN reserved_at IS NULL AND available_at <= :now THEN 1 ELSE 0 END),
-       SUM(CASE WHEN reserved_at IS NULL AND available_at > :now THEN 1 ELSE 0 END),
-       SUM(CASE WHEN reserved_at IS NOT NULL THEN 1 ELSE 0 END),
-       MIN(CASE WHEN reserved_at IS NULL AND available_at <= :now THEN available_at END)
-FROM "{jobs}" GROUP BY queue;
+SELECT (SELECT COUNT(*) FROM "{jobs}" WHERE queue = (CASE WHEN :text THEN CAST(:queue AS TEXT) ELSE :queue END)),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = (CASE WHEN :text THEN CAST(:queue AS TEXT) ELSE :queue END) AND reserved_at IS NULL
+                                         AND available_at > :now),
+       (SELECT COUNT(*) FROM "{jobs}" WHERE queue = (CASE WHEN :text THEN CAST(:queue AS TEXT) ELSE :queue END) AND reserved_at IS NOT NULL),
+       (SELECT MIN(available_at) FROM "{jobs}" WHERE queue = (CASE WHEN :text THEN CAST(:queue AS TEXT) ELSE :queue END) AND reserved_at IS NULL);
 
 -- name: failed_counts
 SELECT queue, COUNT(*), SUM(CASE WHEN failed_at >= :since THEN 1 ELSE 0 END) FROM "{failed_jobs}" GROUP BY queue;
