@@ -97,6 +97,14 @@ WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 UPDATE "{jobs}" SET reserved_at = NULL, attempts = attempts - 1
 WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 
+-- Batched failures: delete the reserved rows (fenced by attempts, as delete_many) and say which
+-- went; only those get a failed_jobs row, so a retried flush writes none twice.
+-- name: fail_delete_many
+DELETE FROM "{jobs}" WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) RETURNING id;
+
+-- name: failed_uuids_taken
+SELECT uuid FROM "{failed_jobs}" WHERE uuid = ANY(%(uuids)s);
+
 -- Is any job of these queues claimable now? (the idle worker's check after a wake-up)
 -- name: peek
 SELECT 1 FROM "{jobs}"
