@@ -288,6 +288,11 @@ class Storage(abc.ABC):
             self.connection.cursor().executemany(self.sql["push_many"], rows)
         return len(rows)
 
+    def push_payloads(self, queue: str, available_at: int, created_at: int, chunks: Iterable[Sequence[str]]) -> int:
+        """Insert many jobs of one queue and moment, in one transaction, given their payloads a
+        chunk at a time (a bulk dispatch); return how many."""
+        return self.push_many(NewJob(queue, text, available_at, created_at) for chunk in chunks for text in chunk)
+
     def param_time(self, moment: datetime) -> Any:
         """A UTC moment as this driver wants it for a timestamp column."""
         return moment.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)

@@ -180,5 +180,28 @@ def failure_text(exc: BaseException, why: str | None = None) -> str:
         lines.append(f"Failed because {why}.")
     if exc.__traceback__ is not None and not isinstance(exc, JobFailure):
         lines.append("")
-        lines.extend(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        lines.extend(formatted_exception(exc))
     return "\n".join(line.rstrip("\n") for line in lines)
+
+
+def formatted_exception(exc: BaseException) -> list[str]:
+    """:func:`traceback.format_exception`, with the stack part remembered by where the frames
+    stood: the jobs of one kind that fail fail alike, and formatting a stack (reading the source
+    lines, placing the carets) costs more than the rest of a failure."""
+    if exc.__cause__ is not None or exc.__context__ is not None or hasattr(exc, "exceptions"):  # chained, a group
+        return traceback.format_exception(type(exc), exc, exc.__traceback__)
+    key = []
+    tb = exc.__traceback__
+    while tb is not None:
+        key.append((tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno))
+        tb = tb.tb_next
+    stack = _STACKS.get(tuple(key))
+    if stack is None:
+        if len(_STACKS) >= _STACKS_MAX:
+            _STACKS.clear()
+        stack = _STACKS[tuple(key)] = traceback.extract_tb(exc.__traceback__).format()
+    return ["Traceback (most recent call last):\n", *stack, *traceback.format_exception_only(type(exc), exc)]
+
+
+_STACKS: dict[tuple[tuple[Any, int, int], ...], list[str]] = {}
+_STACKS_MAX = 256
