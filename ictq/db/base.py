@@ -113,6 +113,7 @@ class Storage(abc.ABC):
     # ``smallint`` on PostgreSQL, ``tinyint unsigned`` on MySQL/MariaDB). A claim never counts an
     # attempt past it, and a worker fails a job claimed at it (see ``claim``).
     attempts_limit: ClassVar[int] = 65535
+    failed_rows_as_arrays: ClassVar[bool] = False  # insert_failed_many takes a column array each, not rows
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False,
                  cache_table: str = "cache") -> None:
@@ -471,7 +472,10 @@ class Storage(abc.ABC):
         """Write failure records, in the caller's transaction: the one place a failed_jobs row is
         written (every failure, one or a batch, comes through here)."""
         with self._translated():
-            self.connection.cursor().executemany(self.sql["insert_failed"], rows)
+            if self.failed_rows_as_arrays:
+                self._execute("insert_failed_many", {column: [row[column] for row in rows] for column in rows[0]})
+            else:
+                self.connection.cursor().executemany(self.sql["insert_failed_many"], rows)
 
 
 def _by_attempts(jobs: Sequence[Reserved]) -> dict[int, list[int]]:

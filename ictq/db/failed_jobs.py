@@ -1,6 +1,6 @@
 """The failed_jobs table (Laravel's), as the ops commands, the monitors and pruning read and change it.
 
-Moving a job here is :meth:`Storage.fail` (the worker's hot path); this is everything after:
+Moving a job here is :meth:`Storage.fail_many` (the worker's hot path); this is everything after:
 counts, listings, look-ups, deletes, and the reads of ``ictq metrics`` and ``ictq test-email``.
 Each method runs one named statement and builds its records by column name, here, next to the SQL.
 """

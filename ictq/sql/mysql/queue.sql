@@ -96,6 +96,11 @@ WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;
 SELECT id FROM `{jobs}` WHERE attempts = %(attempts)s AND id IN %(ids)s FOR UPDATE;
 DELETE FROM `{jobs}` WHERE attempts = %(attempts)s AND id IN %(ids)s;
 
+-- Many failure records: run with executemany (PyMySQL sends multi-row INSERTs).
+-- name: insert_failed_many
+INSERT INTO `{failed_jobs}` (uuid, connection, queue, payload, exception, failed_at)
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s);
+
 -- name: failed_uuids_taken
 SELECT uuid FROM `{failed_jobs}` WHERE uuid IN %(uuids)s;
 

@@ -102,6 +102,12 @@ WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 -- name: fail_delete_many
 DELETE FROM "{jobs}" WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) RETURNING id;
 
+-- Many failure records in one statement, a column array each.
+-- name: insert_failed_many
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+SELECT * FROM unnest(%(uuid)s::varchar[], %(connection)s::text[], %(queue)s::text[], %(payload)s::text[],
+                     %(exception)s::text[], %(failed_at)s::timestamp[]);
+
 -- name: failed_uuids_taken
 SELECT uuid FROM "{failed_jobs}" WHERE uuid = ANY(%(uuids)s);
 

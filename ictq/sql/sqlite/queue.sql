@@ -93,6 +93,11 @@ WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) AND res
 -- name: fail_delete_many
 DELETE FROM "{jobs}" WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) RETURNING id;
 
+-- Many failure records: run with executemany.
+-- name: insert_failed_many
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at);
+
 -- name: failed_uuids_taken
 SELECT uuid FROM "{failed_jobs}" WHERE uuid IN (SELECT value FROM json_each(:uuids));
 
