@@ -166,6 +166,9 @@ class Runner:
             workers.start()
             deadline = time.monotonic() + self.o.timeout
             try:
+                # Every job started (cheap: file sizes), then the last failure records (a count
+                # of failed_jobs is a scan: polled only for the tail, so it does not slow the drain).
+                wait_count(target, n, self.o.timeout, workers)
                 while (failed := producer.failed_count()) < n:
                     if not workers.any_alive():
                         raise ScenarioError(workers.describe_exit())
