@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                    help="smoke run (~1-2 min): 1 repetition, small N, no RSS scenario (explicit options win)")
     p.add_argument("--reps", type=int, help="repetitions (default 3)")
     p.add_argument("--n", type=int, help="jobs in the drain (default 10000)")
+    p.add_argument("--fail-n", type=int, help="always-failing jobs in the failure drain (default 20000)")
     p.add_argument("--single-n", type=int, help="jobs dispatched one at a time (default 2000)")
     p.add_argument("--latency-n", type=int, help="latency dispatches (default 300)")
     p.add_argument("--latency-interval-ms", type=float, help="between latency dispatches (default 10)")
@@ -64,9 +65,10 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     args = p.parse_args(argv)
     options = Options()
     if args.quick:
-        options = dataclasses.replace(options, reps=1, n=1_000, single_n=200, latency_n=50, idle_seconds=3,
-                                      bulk_n=5_000, scenarios=tuple(s for s in SCENARIOS if s != "rss"), timeout=60)
-    fields = ("reps", "n", "single_n", "latency_n", "latency_interval_ms", "idle_seconds", "bulk_n", "rss_n",
+        options = dataclasses.replace(options, reps=1, n=1_000, fail_n=1_000, single_n=200, latency_n=50,
+                                      idle_seconds=3, bulk_n=5_000, scenarios=tuple(s for s in SCENARIOS if s != "rss"),
+                                      timeout=60)
+    fields = ("reps", "n", "fail_n", "single_n", "latency_n", "latency_interval_ms", "idle_seconds", "bulk_n", "rss_n",
               "rss_mark", "rss_dialects", "dialects", "systems", "scenarios", "timeout", "rss_timeout", "workdir")
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return dataclasses.replace(options, keep=args.keep, **changes), args
@@ -136,7 +138,9 @@ How it measures (see `bench/harness.py`):
 - **drain**: N jobs bulk-enqueued (`dispatch_many`, `batch_defer`, pgqueuer's list `enqueue`, a
   multi-row INSERT for laravel-ref, a loop for huey, which has no bulk call), then 2 worker
   processes; jobs/s from the first job's start to the last job's start, wall time from starting the
-  workers to the last start. **one at a time**: the same with jobs dispatched one per call.
+  workers to the last start. **failure drain** (ictq only): N jobs that always fail (`--tries=1`)
+  bulk-enqueued, then 2 workers, until `failed_jobs` holds all N; jobs/s from the first job's start
+  to then, beside the success drain of the same run. **one at a time**: the same with jobs dispatched one per call.
   **latency**: one worker, idle after a warm-up job: its CPU (utime+stime of its process tree from
   `/proc`) over the idle period, then single dispatches at a fixed interval, start - dispatch.
   **bulk dispatch**: one bulk call, no worker. **RSS**: one ictq worker draining many jobs, VmRSS

@@ -19,7 +19,7 @@ from bench.record import WARMUP_SEQ, count_records, job_data, read_records
 from bench.systems import SYSTEMS, System, Target
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("drain", "single", "latency", "bulk", "rss")
+SCENARIOS = ("drain", "fail", "single", "latency", "bulk", "rss")
 Metrics = dict[str, Any]
 
 
@@ -31,6 +31,7 @@ class ScenarioError(Exception):
 class Options:
     reps: int = 3
     n: int = 10_000
+    fail_n: int = 20_000
     single_n: int = 2_000
     latency_n: int = 300
     latency_interval_ms: float = 10.0
@@ -153,6 +154,38 @@ class Runner:
         metrics["enqueue_rate"] = n / enqueue_s
         return metrics
 
+    def fail(self, system: System, target: Target, n: int) -> Metrics:
+        """The failure path: N always-failing jobs bulk-enqueued, then 2 workers, until the
+        failed-jobs store holds all N; jobs/s from the first job's start to then."""
+        items = [job_data(i) for i in range(n)]
+        producer = system.producer(target)
+        try:
+            producer.dispatch_failing_many(items)
+            workers = self.workers(system, target, 2, "logs")
+            started_ns = time.time_ns()
+            workers.start()
+            deadline = time.monotonic() + self.o.timeout
+            try:
+                # Every job started (cheap: file sizes), then the last failure records (a count
+                # of failed_jobs is a scan: polled only for the tail, so it does not slow the drain).
+                wait_count(target, n, self.o.timeout, workers)
+                while (failed := producer.failed_count()) < n:
+                    if not workers.any_alive():
+                        raise ScenarioError(workers.describe_exit())
+                    if time.monotonic() > deadline:
+                        raise ScenarioError(f"timeout after {self.o.timeout:.0f}s: {failed}/{n} jobs failed")
+                    time.sleep(0.02)
+                done_ns = time.time_ns()
+            finally:
+                workers.stop()
+        finally:
+            producer.close()
+        rows = [r for r in read_records(str(target.out_dir)) if r[2] != WARMUP_SEQ]
+        first = min(r[0] for r in rows)
+        unique = len({r[2] for r in rows})
+        return {"rate": n / ((done_ns - first) / 1e9), "wall": (done_ns - started_ns) / 1e9,
+                "failed": failed, "duplicates": len(rows) - unique}
+
     def latency(self, system: System, target: Target) -> Metrics:
         workers = self.workers(system, target, 1, "logs")
         workers.start()
@@ -261,6 +294,19 @@ class Runner:
 
     # --- the run -----------------------------------------------------------------------------
 
+    def measure(self, system: System, target: Target, scenario: str) -> Metrics:
+        if scenario == "drain":
+            return self.drain(system, target, self.o.n, bulk=True)
+        if scenario == "fail":
+            return self.fail(system, target, self.o.fail_n)
+        if scenario == "single":
+            return self.drain(system, target, self.o.single_n, bulk=False)
+        if scenario == "latency":
+            return self.latency(system, target)
+        if scenario == "bulk":
+            return self.bulk(system, target)
+        return self.rss(system, target)
+
     def one(self, rep: int, dialect: str, name: str, scenario: str, root: Path) -> Result:
         result = Result(rep, dialect, name, scenario)
         system = SYSTEMS[name]()
@@ -271,16 +317,7 @@ class Runner:
         began = time.monotonic()
         try:
             with self.target(system, dialect, root / f"rep{rep}" / dialect / name / scenario) as target:
-                if scenario == "drain":
-                    result.metrics = self.drain(system, target, self.o.n, bulk=True)
-                elif scenario == "single":
-                    result.metrics = self.drain(system, target, self.o.single_n, bulk=False)
-                elif scenario == "latency":
-                    result.metrics = self.latency(system, target)
-                elif scenario == "bulk":
-                    result.metrics = self.bulk(system, target)
-                else:
-                    result.metrics = self.rss(system, target)
+                result.metrics = self.measure(system, target, scenario)
         except ScenarioError as exc:
             result.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one system's failure is a result of the run
@@ -301,7 +338,7 @@ class Runner:
                     continue
                 for dialect in self.o.dialects:
                     for name in self.o.systems:
-                        if dialect in SYSTEMS[name].dialects:
+                        if dialect in SYSTEMS[name].dialects and (scenario != "fail" or SYSTEMS[name].fails):
                             steps.append((rep, dialect, name, scenario))
         if "rss" in self.o.scenarios and "ictq" in self.o.systems:
             steps += [(1, d, "ictq", "rss") for d in self.o.rss_dialects if d in self.o.dialects]

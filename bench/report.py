@@ -104,6 +104,7 @@ class Report:
             f"Drain: {self.o.n:,} no-op jobs bulk-enqueued, then 2 worker processes", "drain",
             [("jobs/s (first→last start)", "rate", "rate"), ("wall s (incl. start-up)", "wall", "s"),
              ("bulk enqueue jobs/s", "enqueue_rate", "rate"), ("duplicates", "duplicates", "n")])
+        out += self.fail_table()
         out += self.table(
             f"One at a time: {self.o.single_n:,} single dispatches, then 2 worker processes", "single",
             [("dispatch jobs/s", "enqueue_rate", "rate"), ("drain jobs/s", "rate", "rate"),
@@ -117,6 +118,29 @@ class Report:
         out += self.table(f"Bulk dispatch: {self.o.bulk_n:,} jobs in one call", "bulk",
                           [("jobs/s", "bulk_rate", "rate")])
         return out
+
+    def fail_ratio(self, dialect: str) -> Stat | None:
+        """The failure drain's jobs/s over the success drain's, taken within each repetition."""
+        drains = {r.rep: r.metrics.get("rate") for r in self.by.get((dialect, "ictq", "drain"), []) if r.error is None}
+        values = [r.metrics["rate"] / drains[r.rep] for r in self.by.get((dialect, "ictq", "fail"), [])
+                  if r.error is None and r.metrics.get("rate") and drains.get(r.rep)]
+        return stat(values)
+
+    def fail_table(self) -> list[str]:
+        rows = self.rows("fail")
+        if not rows:
+            return []
+        lines = [f"### Failure drain: {self.o.fail_n:,} always-failing jobs (--tries=1) bulk-enqueued, then 2 "
+                 "worker processes, until failed_jobs holds them all", "",
+                 "| database | system | jobs/s (first start→all failed) | wall s | success drain jobs/s "
+                 "(same run) | failure / success |", "|---|---|---|---|---|---|"]
+        for dialect, system in rows:
+            cells = [cell(self.metric(dialect, system, "fail", "rate"), "rate", self.o.reps),
+                     cell(self.metric(dialect, system, "fail", "wall"), "s", self.o.reps),
+                     cell(self.metric(dialect, system, "drain", "rate"), "rate", self.o.reps),
+                     cell(self.fail_ratio(dialect), "ratio", self.o.reps)]
+            lines.append(f"| {DB_LABEL[dialect]} | {system} | " + " | ".join(cells) + " |")
+        return [*lines, ""]
 
     def ratio_table(self) -> list[str]:
         lines = ["### Ratios ictq / peer, taken within each repetition (median, min-max)", "",
@@ -167,6 +191,8 @@ class Report:
               lambda v: v >= 10, "ratio")
         check(f"SQLite drain ≥ 10{TIMES} huey", self.ratio("sqlite", "huey", "drain", "rate"),
               lambda v: v >= 10, "ratio")
+        check(f"PostgreSQL failure drain ≥ 0.5{TIMES} the success drain", self.fail_ratio("pgsql"),
+              lambda v: v >= 0.5, "ratio")
         check("PostgreSQL bulk dispatch ≥ 100k jobs/s", self.metric("pgsql", "ictq", "bulk", "bulk_rate"),
               lambda v: v >= 100_000, "rate")
         check("PostgreSQL latency p50 ≤ 2 ms", self.metric("pgsql", "ictq", "latency", "p50"),

@@ -20,6 +20,7 @@ from bench.dbs import Database
 
 Data = Mapping[str, Any]
 JOB = "bench.noop"
+FAILING_JOB = "bench.fail"
 
 
 def tool(name: str) -> list[str]:
@@ -52,6 +53,14 @@ class Producer:
         for data in items:
             self.dispatch(data)
 
+    def dispatch_failing_many(self, items: Sequence[Data]) -> None:
+        """Queue jobs that always fail (the ``fail`` scenario; systems with ``fails`` only)."""
+        raise NotImplementedError
+
+    def failed_count(self) -> int:
+        """How many jobs the failed-jobs store holds now."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -67,6 +76,7 @@ class System:
     name = ""
     dialects: tuple[str, ...] = ()
     module = ""  # imported to check the system is installed
+    fails = False  # runs the ``fail`` scenario (an always-failing job, counted in its failed store)
 
     def available(self) -> str | None:
         try:
@@ -110,6 +120,17 @@ class _IctqProducer(Producer):
     def dispatch_many(self, items: Sequence[Data]) -> None:
         self.client.dispatch_many(JOB, items)
 
+    def dispatch_failing_many(self, items: Sequence[Data]) -> None:
+        self.client.dispatch_many(FAILING_JOB, items)
+
+    def failed_count(self) -> int:
+        from datetime import datetime, timezone
+
+        from ictq.db.failed_jobs import FailedJobsRepository
+
+        counts = FailedJobsRepository(self.client.storage).counts(datetime.now(timezone.utc))
+        return sum(queue.total for queue in counts)
+
     def close(self) -> None:
         self.client.close()
 
@@ -118,6 +139,7 @@ class Ictq(System):
     name = "ictq"
     dialects = ("sqlite", "pgsql", "mariadb")
     module = "ictq"
+    fails = True
 
     def setup(self, target: Target) -> None:
         write_ictq_env(target)

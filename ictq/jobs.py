@@ -155,6 +155,20 @@ def check_arguments(spec: JobSpec, data: Any) -> None:
             raise DispatchError(f"data does not fit job {spec.name}: {exc}") from None
 
 
+def check_chunk(spec: JobSpec, items: Sequence[Any]) -> None:
+    """:func:`check_arguments` for the items of a bulk dispatch: one pass over the chunk, and
+    the full check (its message) only for an item that does not fit."""
+    shape = _shape(spec.handler)
+    if shape is None:
+        bad = [item for item in items if type(item) is not dict]
+    else:
+        required, allowed = shape
+        bad = [item for item in items if type(item) is not dict or not required <= item.keys()
+               or (allowed is not None and not item.keys() <= allowed)]
+    for item in bad:
+        check_arguments(spec, item)
+
+
 @functools.lru_cache(maxsize=1024)
 def _shape(handler: Handler) -> tuple[frozenset[str], frozenset[str] | None] | None:
     """The keyword arguments a handler needs and accepts (None: any), or None without a signature."""

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import uuid as uuidlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ictq.config import MAX_SECONDS
@@ -138,6 +138,22 @@ class Template:
 
         return fill
 
+    def chunk_filler(self) -> Callable[[Sequence[str], Sequence[Mapping[str, Any]]], list[str]]:
+        """A function ``(uuids, items) -> payloads``: :meth:`filler` for a chunk of jobs at once,
+        one list comprehension rather than a call per job (same rules: one per bulk dispatch,
+        one thread, not used again after it raised)."""
+        encode = _reused_encoder()
+        head, middle, tail = self._head, self._middle, self._tail
+
+        def fill_chunk(uuids: Sequence[str], items: Sequence[Mapping[str, Any]]) -> list[str]:
+            try:
+                return [f"{head}{job_uuid}{middle}{encode(data)}{tail}"
+                        for job_uuid, data in zip(uuids, items, strict=True)]
+            except (TypeError, ValueError) as exc:
+                raise self._unencodable(exc) from None
+
+        return fill_chunk
+
     def _unencodable(self, exc: Exception) -> DispatchError:
         return DispatchError(f"data for job {self.name} is not JSON-serializable: {exc}")
 
@@ -163,14 +179,22 @@ def random_uuids(batch: int = UUID_BATCH) -> Iterator[str]:
 
 
 def _random_uuids(batch: int) -> Iterator[str]:
+    for uuids in uuid_batches(batch):
+        yield from uuids
+
+
+def uuid_batches(batch: int = UUID_BATCH) -> Iterator[list[str]]:
+    """Endless lists of ``batch`` random uuids: :func:`random_uuids` a list at a time (one
+    list comprehension per ``os.urandom`` call)."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
     size = 16 * batch
     keep = int.from_bytes(_UUID_KEEP * batch, "big")
     fixed = int.from_bytes(_UUID_SET * batch, "big")
     while True:
         text = ((int.from_bytes(os.urandom(size), "big") & keep) | fixed).to_bytes(size, "big").hex()
-        for i in range(0, 2 * size, 32):
-            yield (f"{text[i:i + 8]}-{text[i + 8:i + 12]}-{text[i + 12:i + 16]}-{text[i + 16:i + 20]}-"
-                   f"{text[i + 20:i + 32]}")
+        yield [f"{text[i:i + 8]}-{text[i + 8:i + 12]}-{text[i + 12:i + 16]}-{text[i + 16:i + 20]}-{text[i + 20:i + 32]}"
+               for i in range(0, 2 * size, 32)]
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -9,7 +9,7 @@ records built next to its SQL: :mod:`ictq.db.jobs`, :mod:`ictq.db.failed_jobs`,
 from __future__ import annotations
 
 from ictq.config import Settings
-from ictq.db.base import NewJob, Reserved, Storage, WakeSignal
+from ictq.db.base import Failure, NewJob, Reserved, Storage, WakeSignal
 from ictq.errors import ConfigError
 
 
@@ -35,4 +35,4 @@ def open_storage(settings: Settings, worker: bool = False) -> Storage:
     return cls(settings.db, settings.queue_table, settings.failed_table, worker=worker, cache_table=cache)
 
 
-__all__ = ["NewJob", "Reserved", "Storage", "WakeSignal", "open_storage"]
+__all__ = ["Failure", "NewJob", "Reserved", "Storage", "WakeSignal", "open_storage"]

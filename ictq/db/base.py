@@ -93,6 +93,16 @@ class Reserved(NamedTuple):
     attempts: int
 
 
+class Failure(NamedTuple):
+    """A claimed job to move to failed_jobs (its ``payload`` is what the record keeps), with
+    the record's connection name, exception text and moment."""
+
+    job: Reserved
+    connection: str
+    exception: str
+    failed_at: datetime
+
+
 class Storage(abc.ABC):
     """Queue storage for one dialect. Not thread-safe: one instance per thread."""
 
@@ -103,6 +113,7 @@ class Storage(abc.ABC):
     # ``smallint`` on PostgreSQL, ``tinyint unsigned`` on MySQL/MariaDB). A claim never counts an
     # attempt past it, and a worker fails a job claimed at it (see ``claim``).
     attempts_limit: ClassVar[int] = 65535
+    failed_rows_as_arrays: ClassVar[bool] = False  # insert_failed_many takes a column array each, not rows
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False,
                  cache_table: str = "cache") -> None:
@@ -285,6 +296,11 @@ class Storage(abc.ABC):
             self.connection.cursor().executemany(self.sql["push_many"], rows)
         return len(rows)
 
+    def push_payloads(self, queue: str, available_at: int, created_at: int, chunks: Iterable[Sequence[str]]) -> int:
+        """Insert many jobs of one queue and moment, in one transaction, given their payloads a
+        chunk at a time (a bulk dispatch); return how many."""
+        return self.push_many(NewJob(queue, text, available_at, created_at) for chunk in chunks for text in chunk)
+
     def param_time(self, moment: datetime) -> Any:
         """A UTC moment as this driver wants it for a timestamp column."""
         return moment.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -299,7 +315,11 @@ class Storage(abc.ABC):
         return bool(self.fetch("peek", params))
 
     def param_queues(self, queues: Sequence[str]) -> Any:
-        return list(queues)
+        return self.param_texts(queues)
+
+    def param_texts(self, texts: Sequence[str]) -> Any:
+        """A list of texts for an ``IN`` / ``ANY`` parameter."""
+        return list(texts)
 
     def wait_for_work(self, seconds: float, waker: WakeSignal, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:
@@ -390,33 +410,79 @@ class Storage(abc.ABC):
         return self.run("touch", {"id": job.id, "attempts": job.attempts, "now": now}) == 1
 
     def fail(self, job: Reserved, connection: str, exception: str, payload: str, failed_at: datetime) -> bool:
-        """Move a job to failed_jobs in one transaction; False when the reservation was lost.
+        """Move one job to failed_jobs (:meth:`fail_many`); False when the reservation was lost."""
+        return bool(self.fail_many([Failure(job._replace(payload=payload), connection, exception, failed_at)]))
 
-        Every text is :func:`writable`. A failure record is never replaced: when ``failed_jobs``
-        already holds the job's uuid (a job failed twice, or two jobs share a uuid), this one is
-        recorded under a fresh uuid, its exception text saying which uuid the job had.
+    def fail_many(self, failures: Sequence[Failure]) -> set[tuple[int, int]]:
+        """Move jobs to failed_jobs in one transaction; return the ``(id, attempts)`` of those
+        moved. The others' reservations were lost (another worker claimed the job since): their
+        rows are left alone and get no failure record.
+
+        Each job's row is deleted fenced by ``(id, attempts)``, and its failure record written
+        only when that delete took it, in the same transaction: a flush retried after an error
+        that left its commit unknown writes no record twice. Every text is :func:`writable`. A
+        failure record is never replaced: when ``failed_jobs`` already holds the job's uuid (a
+        job failed twice, or two jobs share a uuid), this one is recorded under a fresh uuid,
+        its exception text saying which uuid the job had.
         """
-        job_uuid = fitted(_uuid_of(payload), 255)
-        params = {
-            "uuid": job_uuid,
-            "connection": writable(connection),
-            "queue": writable(job.queue),
-            "payload": writable(payload),
-            "exception": writable(exception),
-            "failed_at": self.param_time(failed_at),
-        }
+        if not failures:
+            return set()
         with self.transaction():
-            cursor = self._execute("delete", {"id": job.id, "attempts": job.attempts})
-            if cursor.rowcount != 1:
-                return False
-            if self._execute("failed_uuid_taken", {"uuid": job_uuid}).fetchall():
-                params["uuid"] = str(uuid.uuid4())
-                params["exception"] = (f"{params['exception'].partition(chr(10))[0]}\n"
-                                       f"(The job's uuid {job_uuid} is already in {self.failed_table}: "
-                                       f"this failure is recorded under a new uuid.)\n"
-                                       f"{params['exception'].partition(chr(10))[2]}").rstrip("\n")
-            self._execute("insert_failed", params)
-        return True
+            moved = self._delete_held(failures)
+            rows = [self._failed_row(failure) for failure in failures
+                    if (failure.job.id, failure.job.attempts) in moved]
+            if rows:
+                self._insert_failed(self._unique_uuids(rows))
+        return moved
+
+    def _delete_held(self, failures: Sequence[Failure]) -> set[tuple[int, int]]:
+        """Delete the jobs' rows still held at their attempts; return the ``(id, attempts)`` deleted."""
+        moved: set[tuple[int, int]] = set()
+        for attempts, ids in _by_attempts([failure.job for failure in failures]).items():
+            params = {"attempts": attempts, "ids": self.param_ids(ids)}
+            with self._translated():
+                moved.update((int(job_id), attempts) for job_id in self._deleted_ids(params))
+        return moved
+
+    def _deleted_ids(self, params: dict[str, Any]) -> list[Any]:
+        """The dialect's ``fail_delete_many``: the ids it deleted."""
+        return [job_id for (job_id,) in self._execute("fail_delete_many", params).fetchall()]
+
+    def _failed_row(self, failure: Failure) -> dict[str, Any]:
+        job = failure.job
+        return {
+            "uuid": fitted(_uuid_of(job.payload), 255),
+            "connection": writable(failure.connection),
+            "queue": writable(job.queue),
+            "payload": writable(job.payload),
+            "exception": writable(failure.exception),
+            "failed_at": self.param_time(failure.failed_at),
+        }
+
+    def _unique_uuids(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows, each whose uuid ``failed_jobs`` (or an earlier row) already holds given a fresh one."""
+        uuids = [row["uuid"] for row in rows]
+        with self._translated():
+            seen = {str(found) for (found,) in self._execute("failed_uuids_taken",
+                                                             {"uuids": self.param_texts(uuids)}).fetchall()}
+        for row in rows:
+            job_uuid = row["uuid"]
+            if job_uuid in seen:
+                row["uuid"] = str(uuid.uuid4())
+                first, _, rest = row["exception"].partition("\n")
+                row["exception"] = (f"{first}\n(The job's uuid {job_uuid} is already in {self.failed_table}: "
+                                    f"this failure is recorded under a new uuid.)\n{rest}").rstrip("\n")
+            seen.add(row["uuid"])
+        return rows
+
+    def _insert_failed(self, rows: list[dict[str, Any]]) -> None:
+        """Write failure records, in the caller's transaction: the one place a failed_jobs row is
+        written (every failure, one or a batch, comes through here)."""
+        with self._translated():
+            if self.failed_rows_as_arrays:
+                self._execute("insert_failed_many", {column: [row[column] for row in rows] for column in rows[0]})
+            else:
+                self.connection.cursor().executemany(self.sql["insert_failed_many"], rows)
 
 
 def _by_attempts(jobs: Sequence[Reserved]) -> dict[int, list[int]]:
@@ -444,4 +510,5 @@ def _uuid_of(payload: str) -> str:
     return uuid_from_text(payload) or str(uuid.uuid4())
 
 
-__all__ = ["AVAILABLE_AT_MAX", "DatabaseError", "DatabaseUnavailable", "NewJob", "Reserved", "Storage", "WakeSignal"]
+__all__ = ["AVAILABLE_AT_MAX", "DatabaseError", "DatabaseUnavailable", "Failure", "NewJob", "Reserved", "Storage",
+           "WakeSignal"]

@@ -1,6 +1,6 @@
 """The failed_jobs table (Laravel's), as the ops commands, the monitors and pruning read and change it.
 
-Moving a job here is :meth:`Storage.fail` (the worker's hot path); this is everything after:
+Moving a job here is :meth:`Storage.fail_many` (the worker's hot path); this is everything after:
 counts, listings, look-ups, deletes, and the read of ``ictq test-email`` (``ictq metrics`` and
 ``failed --group`` read the signature side tables, :mod:`ictq.db.failure_groups`).
 Each method runs one named statement and builds its records by column name, here, next to the SQL.

@@ -97,6 +97,16 @@ class MysqlStorage(Storage):
         return [Reserved(id, queue, payload, attempts + 1 if attempts < limit else attempts)
                 for id, queue, payload, attempts in rows]
 
+    def _deleted_ids(self, params: dict[str, Any]) -> list[Any]:
+        # The fail_delete_many statement of mysql/queue.sql is two: lock the rows still held, delete them.
+        lock, delete = statements(self.sql["fail_delete_many"])
+        cursor = self.connection.cursor()
+        cursor.execute(lock, params)
+        ids = [job_id for (job_id,) in cursor.fetchall()]
+        if ids:
+            cursor.execute(delete, params)
+        return ids
+
 
 def supports_skip_locked(version: str) -> bool:
     """MariaDB >= 10.6 and MySQL >= 8.0.1 know ``SKIP LOCKED``."""

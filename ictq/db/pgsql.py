@@ -39,6 +39,7 @@ class PgsqlStorage(Storage):
     dialect = "pgsql"
     claim_is_one_statement = True
     attempts_limit = 32767  # smallint
+    failed_rows_as_arrays = True
     listening = False
     _listener: Any = None  # the direct LISTEN connection (DB_LISTEN_HOST), when there is one
 
@@ -137,6 +138,16 @@ class PgsqlStorage(Storage):
                 count += len(batch)
         return count
 
+    def push_payloads(self, queue: str, available_at: int, created_at: int, chunks: Iterable[Sequence[str]]) -> int:
+        """COPY the jobs a chunk at a time, one ``write`` each (:func:`copy_chunk`)."""
+        count = 0
+        with self.transaction(), self.connection.cursor().copy(self.sql["push_many"]) as copy:
+            for payloads in chunks:
+                if payloads:
+                    copy.write(copy_chunk(queue, available_at, created_at, payloads))
+                    count += len(payloads)
+        return count
+
     def wait_for_work(self, seconds: float, waker: WakeSignal, queues: Sequence[str], now: Callable[[], int],
                       retry_after: int) -> None:
         """LISTEN/NOTIFY: an insert into the jobs table (a trigger notifies) wakes the worker at
@@ -194,6 +205,27 @@ def copy_text(jobs: Sequence[NewJob]) -> str:
                         for queue, payload, available_at, created_at in jobs])
     return "".join([f"{queue}\t{payload}\t0\t{available_at}\t{created_at}\n"
                     for queue, payload, available_at, created_at in jobs])
+
+
+def copy_chunk(queue: str, at: int, created_at: int, payloads: Sequence[str]) -> str:
+    """Jobs of one queue and moment as COPY text, given their payloads: the rows share all but
+    the payload, so they are the payloads joined by the text between two of them (escaped only
+    when one of them holds a character COPY must escape, as :func:`copy_text`)."""
+    end = f"\t0\t{available_at(at)}\t{created_at}\n"
+    queue_field = _field(queue)
+    fields = "".join(payloads)
+    if "\x00" in fields:
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    if "\\" in fields or "\t" in fields or "\n" in fields or "\r" in fields:
+        payloads = [_escape(text) for text in payloads]
+    return f"{queue_field}\t{f'{end}{queue_field}{chr(9)}'.join(payloads)}{end}"
+
+
+def _field(text: str) -> str:
+    """One text field for COPY's text format, NUL refused (as psycopg's ``write_row`` refuses it)."""
+    if "\x00" in text:
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    return _escape(text)
 
 
 def _escape(field: str) -> str:

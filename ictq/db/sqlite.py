@@ -82,8 +82,8 @@ class SqliteStorage(Storage):
     def param_ids(self, ids: Sequence[int]) -> Any:
         return json.dumps([int(i) for i in ids])
 
-    def param_queues(self, queues: Sequence[str]) -> Any:
-        return json.dumps(list(queues))
+    def param_texts(self, texts: Sequence[str]) -> Any:
+        return json.dumps(list(texts))
 
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
         # A payload another program stored as a BLOB arrives as bytes: decoded here as text is

@@ -9,7 +9,9 @@ at most that long), and it falls back to what the queue had. Claimed jobs wait i
 buffer and run one by one; the lease keeper owns the set of held jobs (it is told of every
 job claimed, and of every job let go: acknowledged, handed back or failed).
 Finished jobs are deleted in batches: with the next claim, when :data:`ACK_MAX_DELAY` has
-passed, and at exit. A stopping worker hands back the jobs it claimed and did not start, at
+passed, and at exit. Failed jobs are moved to ``failed_jobs`` in batches in the same way
+(:mod:`ictq.worker.failures`; written just before the claim, in a transaction of their own),
+and stay held until then. A stopping worker hands back the jobs it claimed and did not start, at
 once, with their attempt taken back. Every write is fenced by ``(id, attempts)``.
 Each finished job also goes into the worker's crash marker (:mod:`ictq.worker.crash_marker`)
 until its delete is committed, so that a reaper on this machine deletes it, rather than hands
@@ -23,8 +25,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ictq.db import Reserved, Storage
+from ictq.db import Failure, Reserved, Storage
 from ictq.worker.crash_marker import CrashMarker
+from ictq.worker.failures import PendingFailures, Report
 from ictq.worker.lease import LeaseKeeper
 
 MAX_BATCH = 1024  # also bounds the held-jobs list stored with the claim (MySQL TEXT: 64 KB)
@@ -50,6 +53,7 @@ class Claims:
         self._buffer: deque[Reserved] = deque()
         self._acks: list[Reserved] = []
         self._oldest_ack = 0.0
+        self._failures = PendingFailures(storage)
         self.marker = CrashMarker(None)  # the worker's own from start-up on: records the acks not committed
 
     def next(self, paused: frozenset[str], limit: int = 0) -> Reserved | None:
@@ -94,6 +98,7 @@ class Claims:
         self._claimed_at, self._claimed = now, got
 
     def _claim_with_acks(self, queue: str, now: int, size: int) -> list[Reserved]:
+        self.flush_failures()
         acks = self._acks
         if acks:
             self.lease.let_go(acks)
@@ -117,8 +122,26 @@ class Claims:
         if len(self._acks) > 2 * self.max_batch or self.monotonic() - self._oldest_ack >= ACK_MAX_DELAY:
             self.flush()
 
+    def fail(self, failure: Failure, report: Report) -> None:
+        """``failure.job`` failed: move it to failed_jobs with the next batch of failures (it
+        stays held until then); ``report`` is told how that ended."""
+        self._failures.add(failure, report, self.monotonic())
+        if len(self._failures) > 2 * self.max_batch or self.monotonic() - self._failures.oldest >= ACK_MAX_DELAY:
+            self.flush_failures()
+
+    def holds_failure(self, job: Reserved) -> bool:
+        """Whether ``job`` waits in the pending failures (it is let go when they are written)."""
+        return self._failures.holds(job.id, job.attempts)
+
+    def flush_failures(self) -> None:
+        """Write the pending failures now (raises DatabaseUnavailable; they are kept for a retry)."""
+        if len(self._failures):
+            self.lease.let_go(failure.job for failure in self._failures.flush())
+
     def flush(self) -> None:
-        """Delete the finished jobs now (raises DatabaseUnavailable; they are kept for a retry)."""
+        """Write the pending failures and delete the finished jobs now (raises
+        DatabaseUnavailable; what is not written is kept for a retry)."""
+        self.flush_failures()
         if not self._acks:
             return
         acks = self._acks
@@ -148,6 +171,10 @@ class Claims:
     def finished(self) -> list[Reserved]:
         """Finished jobs not deleted yet (a copy, as :meth:`waiting`)."""
         return list(self._acks)
+
+    def failing(self) -> list[Failure]:
+        """Failed jobs not moved to failed_jobs yet (a copy, as :meth:`waiting`)."""
+        return self._failures.failures()
 
     @property
     def buffered(self) -> int:

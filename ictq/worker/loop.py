@@ -111,7 +111,6 @@ class Worker:
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
         self.log = WorkerLog(self.logger, options.name)
         self.stats = JobStats()
-        self.outcomes = Outcomes(self.storage, settings, self.stats, self.log, clock, self._database_down_now)
         # The background thread: leases and the hard deadline, housekeeping; its own connection,
         # and its own outcomes for a job stuck past its deadline.
         self.background = BackgroundThread(open_storage(settings, worker=True))
@@ -132,6 +131,9 @@ class Worker:
         self.background.add(self.housekeeping)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
                              max_batch=1 if options.once else MAX_BATCH, holder=self.identity.id)
+        # The outcomes of the jobs the loop runs; their failures are written in batches, by the claims.
+        self.outcomes = Outcomes(self.storage, settings, self.stats, self.log, clock, self._database_down_now,
+                                 batch=self.claims)
         self.control = ControlWatcher(self.storage, laravel=laravel_cache.open_store(settings, self.storage),
                                       queues=options.queues, connection=settings.queue_connection,
                                       trouble=self._laravel_cache_trouble)
@@ -293,7 +295,8 @@ class Worker:
     # -- one job --------------------------------------------------------------------------
 
     def _process(self, job: Reserved) -> None:
-        if not self._process_one(job):
+        # A job that succeeded or failed stays held until its batch is written (see Claims).
+        if not self._process_one(job) and not self.claims.holds_failure(job):
             self.lease.let_go([job])
         self.crash_marker.set(job.id, job.attempts, crash_marker.FINISHED)
 
@@ -402,7 +405,8 @@ class Worker:
 
     def _on_deadline(self, running: Running) -> None:
         """The job outlived its hard deadline and could not be interrupted: record it and exit."""
-        self._deadline_outcomes.stuck(running, self._forced, self.claims.waiting(), self.claims.finished())
+        self._deadline_outcomes.stuck(running, self._forced, self.claims.waiting(), self.claims.finished(),
+                                      self.claims.failing())
         self.log.event(logging.ERROR, "worker-exiting", reason="job could not be interrupted", pid=os.getpid())
         logging.shutdown()
         os._exit(EXIT_ERROR)

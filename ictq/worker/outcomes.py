@@ -5,7 +5,9 @@ each with its log line and its statistics record.
 An :class:`Outcomes` writes through the storage it was built with: the worker loop has one on
 its connection, and the lease keeper's deadline another on the background thread's. A write
 that meets a database outage is kept and retried by the loop (:meth:`Outcomes.flush_pending`).
-(A success is acknowledged through the claims buffer, in batches; see the loop.)
+(A success is acknowledged through the claims buffer, in batches; see the loop. The loop's
+failures go through it in batches too, when it is given a ``batch``: the ``failed`` line is
+logged once the batch is written.)
 """
 
 from __future__ import annotations
@@ -15,21 +17,31 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from ictq import logs, payload, policy
 from ictq.config import Settings
-from ictq.db import Reserved, Storage
+from ictq.db import Failure, Reserved, Storage
 from ictq.errors import DatabaseError, DatabaseUnavailable, JobFailure, JobTimeout, first_line
+from ictq.worker.failures import Report
 from ictq.worker.log import WorkerLog
 from ictq.worker.running import Running
 from ictq.worker.stats import JobStats
 
 
+class FailureBatch(Protocol):
+    """Where batched failures go (the claims buffer, :meth:`ictq.worker.claims.Claims.fail`)."""
+
+    def fail(self, failure: Failure, report: Report) -> None:
+        """Write ``failure`` with the next batch; raises DatabaseUnavailable (it is kept)."""
+
+
 class Outcomes:
     def __init__(self, storage: Storage, settings: Settings, stats: JobStats, log: WorkerLog,
-                 clock: Callable[[], float], on_unavailable: Callable[[DatabaseUnavailable], None]) -> None:
+                 clock: Callable[[], float], on_unavailable: Callable[[DatabaseUnavailable], None],
+                 batch: FailureBatch | None = None) -> None:
         self.storage = storage
+        self.batch = batch  # None: each failure is written at once
         self.settings = settings
         self.stats = stats
         self.log = log
@@ -80,31 +92,41 @@ class Outcomes:
 
     def fail(self, job: Reserved, exc: BaseException, name: str, why: str | None = None,
              started: float | None = None) -> None:
-        """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`). The
-        ``failed`` line is logged once the row has moved (after an outage, when the kept write
-        succeeds); a reservation lost meanwhile (another worker took the job) is logged as such."""
-        storage, text = self.storage, job.payload
+        """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`), with the
+        next batch when there is one. The ``failed`` line is logged once the row has moved
+        (after an outage, when the kept write succeeds); a reservation lost meanwhile (another
+        worker took the job) is logged as such."""
         record = logs.redact(failure_text(exc, why), self.settings.secrets)
-        failed_at = datetime.fromtimestamp(self.clock(), timezone.utc)
-        connection = self.settings.queue_connection
+        failure = Failure(job, self.settings.queue_connection, record,
+                          datetime.fromtimestamp(self.clock(), timezone.utc))
         elapsed = time.monotonic() - (started or time.monotonic())
 
-        def move() -> None:
-            if not storage.fail(job, connection, record, text, failed_at):
+        def report(moved: bool | DatabaseError) -> None:
+            if isinstance(moved, DatabaseError):
+                self.log.event(logging.ERROR, "write-failed", operation="fail", error=str(moved))
+            elif not moved:
                 self.log.event(logging.WARNING, "fail-skipped", job=name, id=job.id, queue=job.queue,
                                attempt=job.attempts, reason="the reservation was lost (another worker has the job)")
-                return
-            self.failed += 1
-            self.stats.record(name, "failed", elapsed)
-            self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(text),
-                           queue=job.queue, attempt=job.attempts, reason=first_line(record))
+            else:
+                self.failed += 1
+                self.stats.record(name, "failed", elapsed)
+                self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(job.payload),
+                               queue=job.queue, attempt=job.attempts, reason=first_line(record))
 
-        self._write("fail", move)
+        if self.batch is None:
+            storage = self.storage
+            self._write("fail", lambda: report(bool(storage.fail_many([failure]))))
+            return
+        try:
+            self.batch.fail(failure, report)
+        except DatabaseUnavailable as exc:  # the failures stay queued; the loop retries them
+            self.on_unavailable(exc)
 
-    def stuck(self, running: Running, forced: bool, waiting: list[Reserved], finished: list[Reserved]) -> None:
+    def stuck(self, running: Running, forced: bool, waiting: list[Reserved], finished: list[Reserved],
+              failing: list[Failure]) -> None:
         """The job outlived its hard deadline (the worker exits next): record its timeout (or,
-        on a forced stop, release it), hand back the claimed jobs that did not start and delete
-        the finished ones."""
+        on a forced stop, release it), hand back the claimed jobs that did not start, delete
+        the finished ones and write the failures not written yet."""
         if forced:
             self.release_now(running)
         else:
@@ -113,6 +135,7 @@ class Outcomes:
         try:
             self.storage.unclaim_many(waiting)
             self.storage.delete_many(finished)
+            self.storage.fail_many(failing)
         except DatabaseError:
             pass  # they come back after retry_after
 
@@ -157,5 +180,28 @@ def failure_text(exc: BaseException, why: str | None = None) -> str:
         lines.append(f"Failed because {why}.")
     if exc.__traceback__ is not None and not isinstance(exc, JobFailure):
         lines.append("")
-        lines.extend(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        lines.extend(formatted_exception(exc))
     return "\n".join(line.rstrip("\n") for line in lines)
+
+
+def formatted_exception(exc: BaseException) -> list[str]:
+    """:func:`traceback.format_exception`, with the stack part remembered by where the frames
+    stood: the jobs of one kind that fail fail alike, and formatting a stack (reading the source
+    lines, placing the carets) costs more than the rest of a failure."""
+    if exc.__cause__ is not None or exc.__context__ is not None or hasattr(exc, "exceptions"):  # chained, a group
+        return traceback.format_exception(type(exc), exc, exc.__traceback__)
+    key = []
+    tb = exc.__traceback__
+    while tb is not None:
+        key.append((tb.tb_frame.f_code, tb.tb_lasti, tb.tb_lineno))
+        tb = tb.tb_next
+    stack = _STACKS.get(tuple(key))
+    if stack is None:
+        if len(_STACKS) >= _STACKS_MAX:
+            _STACKS.clear()
+        stack = _STACKS[tuple(key)] = traceback.extract_tb(exc.__traceback__).format()
+    return ["Traceback (most recent call last):\n", *stack, *traceback.format_exception_only(type(exc), exc)]
+
+
+_STACKS: dict[tuple[tuple[Any, int, int], ...], list[str]] = {}
+_STACKS_MAX = 256

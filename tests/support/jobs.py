@@ -178,3 +178,13 @@ def deadline(tag: str) -> None:
     if _broken():
         raise RuntimeError("broken")
     _append("deadline", tag)
+
+
+@ictq.job("test.doomed", tries=1)
+def doomed(n: int, kill_at: int) -> None:
+    """Fails (one try); job ``kill_at`` kills its own worker instead, while the failures of the
+    jobs before it in the batch wait to be written."""
+    _append("started", str(n))
+    if n == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise RuntimeError(f"doomed job {n}")

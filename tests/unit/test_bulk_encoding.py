@@ -17,7 +17,7 @@ from ictq import payload
 from ictq.client import Client
 from ictq.config import load_settings
 from ictq.db import NewJob
-from ictq.db.pgsql import COPY_BATCH, copy_text
+from ictq.db.pgsql import COPY_BATCH, copy_chunk, copy_text
 from ictq.errors import DispatchError
 
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -163,6 +163,17 @@ def test_one_row_needing_escapes_does_not_break_its_block() -> None:
                                              str(job.created_at)] for job in jobs]
 
 
+@pytest.mark.parametrize("queue", ["default", "odd\tqueue\\name"])
+def test_copy_chunk_writes_what_copy_text_writes_for_jobs_of_one_queue_and_moment(queue: str) -> None:
+    payloads = ['{"uuid":"u","data":{"n":1}}', "é 漢字", *TRICKY]
+    for chunk in (payloads[:2], payloads):
+        jobs = [NewJob(queue, text, 2**40, 8) for text in chunk]
+        assert copy_chunk(queue, 2**40, 8, chunk) == copy_text(jobs)
+        assert copy_fields(copy_chunk(queue, 7, 8, chunk)) == [[queue, text, "0", "7", "8"] for text in chunk]
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        copy_chunk("default", 1, 1, ["ok", "a\x00b"])
+
+
 def test_copy_text_refuses_nul_as_psycopg_does() -> None:
     with pytest.raises(psycopg.DataError, match="NUL"):
         copy_text([NewJob("default", "ok", 1, 1), NewJob("a\x00b", "ok", 1, 1)])
@@ -188,6 +199,9 @@ class Collecting:
     def push_many(self, jobs: Iterable[NewJob]) -> int:
         self.rows.extend(jobs)
         return len(self.rows)
+
+    def push_payloads(self, queue: str, available_at: int, created_at: int, chunks: Iterable[list[str]]) -> int:
+        return self.push_many(NewJob(queue, text, available_at, created_at) for chunk in chunks for text in chunk)
 
     def close(self) -> None:
         pass

@@ -89,6 +89,21 @@ WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;
 UPDATE `{jobs}` SET reserved_at = NULL, attempts = attempts - 1
 WHERE attempts = %(attempts)s AND id IN %(ids)s AND reserved_at IS NOT NULL;
 
+-- Batched failures: delete the reserved rows (fenced by attempts, as delete_many) and say which
+-- went; only those get a failed_jobs row, so a retried flush writes none twice. Two statements
+-- (MySQL has no DELETE ... RETURNING): lock the rows still held, then delete them.
+-- name: fail_delete_many
+SELECT id FROM `{jobs}` WHERE attempts = %(attempts)s AND id IN %(ids)s FOR UPDATE;
+DELETE FROM `{jobs}` WHERE attempts = %(attempts)s AND id IN %(ids)s;
+
+-- Many failure records: run with executemany (PyMySQL sends multi-row INSERTs).
+-- name: insert_failed_many
+INSERT INTO `{failed_jobs}` (uuid, connection, queue, payload, exception, failed_at)
+VALUES (%(uuid)s, %(connection)s, %(queue)s, %(payload)s, %(exception)s, %(failed_at)s);
+
+-- name: failed_uuids_taken
+SELECT uuid FROM `{failed_jobs}` WHERE uuid IN %(uuids)s;
+
 -- Is any job of these queues claimable now? (the idle worker's cheap probe)
 -- name: peek
 SELECT 1 FROM `{jobs}`

@@ -97,6 +97,20 @@ WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 UPDATE "{jobs}" SET reserved_at = NULL, attempts = attempts - 1
 WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 
+-- Batched failures: delete the reserved rows (fenced by attempts, as delete_many) and say which
+-- went; only those get a failed_jobs row, so a retried flush writes none twice.
+-- name: fail_delete_many
+DELETE FROM "{jobs}" WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) RETURNING id;
+
+-- Many failure records in one statement, a column array each.
+-- name: insert_failed_many
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+SELECT * FROM unnest(%(uuid)s::varchar[], %(connection)s::text[], %(queue)s::text[], %(payload)s::text[],
+                     %(exception)s::text[], %(failed_at)s::timestamp[]);
+
+-- name: failed_uuids_taken
+SELECT uuid FROM "{failed_jobs}" WHERE uuid = ANY(%(uuids)s);
+
 -- Is any job of these queues claimable now? (the idle worker's check after a wake-up)
 -- name: peek
 SELECT 1 FROM "{jobs}"

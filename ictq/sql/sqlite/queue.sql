@@ -88,6 +88,19 @@ WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) AND res
 UPDATE "{jobs}" SET reserved_at = NULL, attempts = attempts - 1
 WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) AND reserved_at IS NOT NULL;
 
+-- Batched failures: delete the reserved rows (fenced by attempts, as delete_many) and say which
+-- went; only those get a failed_jobs row, so a retried flush writes none twice.
+-- name: fail_delete_many
+DELETE FROM "{jobs}" WHERE attempts = :attempts AND id IN (SELECT value FROM json_each(:ids)) RETURNING id;
+
+-- Many failure records: run with executemany.
+-- name: insert_failed_many
+INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
+VALUES (:uuid, :connection, :queue, :payload, :exception, :failed_at);
+
+-- name: failed_uuids_taken
+SELECT uuid FROM "{failed_jobs}" WHERE uuid IN (SELECT value FROM json_each(:uuids));
+
 -- Is any job of these queues claimable now? (the idle worker's cheap probe)
 -- name: peek
 SELECT 1 FROM "{jobs}"
