@@ -9,6 +9,7 @@ connection uses ``NORMAL`` in WAL mode (see :meth:`SqliteStorage._synchronous`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from ictq.errors import ConfigError, DatabaseRefused
 # directory or mount), that is not a database, or that access is denied to.
 _TRANSIENT_CODES = {5, 6, 10, 13}  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL
 _PERMANENT_CODES = {3, 8, 14, 23, 26}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_AUTH, SQLITE_NOTADB
+
+
+MIGRATE_WAIT_MS = 60_000
 
 
 class SqliteStorage(Storage):
@@ -47,6 +51,19 @@ class SqliteStorage(Storage):
         conn.execute(f"PRAGMA journal_mode = {self.db.journal_mode}")
         conn.execute(f"PRAGMA synchronous = {self._synchronous()}")
         return conn
+
+    def migrate(self) -> None:
+        """As every dialect's, but waiting up to :data:`MIGRATE_WAIT_MS` for the lock (as
+        MariaDB's ``GET_LOCK`` waits), not ``DB_BUSY_TIMEOUT``: many ``ictq migrate`` at once on
+        a busy machine queue up behind each other's ``BEGIN IMMEDIATE`` and the WAL switch."""
+        own = self.db
+        self.close()
+        self.db = dataclasses.replace(own, busy_timeout_ms=max(own.busy_timeout_ms, MIGRATE_WAIT_MS))
+        try:
+            super().migrate()
+        finally:
+            self.close()
+            self.db = own
 
     def _synchronous(self) -> str:
         """``DB_SYNCHRONOUS``, except for a worker's own connection in WAL mode (unless
