@@ -461,3 +461,45 @@ def test_supervisor_config_never_skips_a_dot_env_that_is_there_but_broken(tmp_pa
     (tmp_path / ".env").unlink()
     code, out, _ = run(SUPERVISOR)
     assert code == 0 and "[program:laravel-worker]" in out
+
+
+# --- the Laravel app's cache store (restart and pause signals shared with PHP workers) -----------
+
+LARAVEL_NUMBERS = {"REDIS_PORT": (1, 65535), "REDIS_CACHE_DB": (0, 1_000_000)}
+
+
+@pytest.mark.parametrize("key", sorted(LARAVEL_NUMBERS))
+@given(text=numeric_text)
+def test_laravel_cache_numbers_are_accepted_in_range_or_refused_naming_the_key(tmp_path: Path, key: str,
+                                                                               text: str) -> None:
+    assume("\n" not in text and "\r" not in text and "#" not in text)
+    path = tmp_path / ".env"
+    assume("'" not in text)
+    path.write_text(f"CACHE_DRIVER=redis\n{key}='{text}'\n")
+    low, high = LARAVEL_NUMBERS[key]
+    value = ascii_integer(text)
+    try:
+        cache = load_settings(path, environ={}).laravel_cache
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{key}=") and "\n" not in str(exc)
+        assert value is None or not low <= value <= high or text.strip() == ""
+        return
+    assert cache is not None
+    found = cache.redis_port if key == "REDIS_PORT" else cache.redis_db
+    assert (value is not None and low <= value <= high and found == value) or text.strip() == ""
+
+
+@given(st.one_of(numeric_text, st.text(max_size=20)))
+def test_laravel_signal_switch_and_cache_table_are_checked(tmp_path: Path, text: str) -> None:
+    assume("\n" not in text and "\r" not in text and "'" not in text and "#" not in text)
+    for key, good in (("ICTQ_LARAVEL_SIGNALS", text.strip().lower() in ("", "true", "false")),
+                      ("DB_CACHE_TABLE", re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", text.strip(), re.ASCII)
+                       is not None or text.strip() == "")):
+        path = tmp_path / ".env"
+        path.write_text(f"CACHE_DRIVER=database\n{key}='{text}'\n")
+        try:
+            load_settings(path, environ={})
+        except ConfigError as exc:
+            assert str(exc).startswith(f"{key}=") and "\n" not in str(exc) and not good
+        else:
+            assert good
