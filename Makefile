@@ -39,9 +39,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ansible-lint --profile production
 
-# The benchmark (bench/README.md): ictq and its peers side by side; BENCH_ARGS="--quick" for a smoke run.
+# The benchmark (bench/README.md): ictq and its peers side by side, ictq through PgBouncer, then the
+# scale scenario; BENCH_ARGS="--quick" for a smoke run.
 bench: $(STAMP)
-	@bash scripts/test-services
+	@bash scripts/test-services pgbouncer
 	$(BIN)/pip install --quiet -e '.[bench]'
 	BENCH_VIA_MAKE=1 $(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -16,27 +16,46 @@ import time
 from pathlib import Path
 
 from bench import dbs, scale
-from bench.harness import REPO, SCENARIOS, Options, Runner
+from bench.harness import PGBOUNCER_SCENARIOS, REPO, SCALE, SCALE_SIZES, SCENARIOS, Options, Runner
 from bench.report import Report
 from bench.systems import SYSTEMS
 
 README = Path(__file__).resolve().parent / "README.md"
 
 
-def _csv(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _csv(choices: tuple[str, ...], aliases: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
     def parse(text: str) -> tuple[str, ...]:
-        items = tuple(i.strip() for i in text.split(",") if i.strip())
+        items: list[str] = []
+        for item in (i.strip() for i in text.split(",")):
+            for name in (aliases or {}).get(item, (item,) if item else ()):
+                if name not in items:
+                    items.append(name)
         bad = [i for i in items if i not in choices]
         if bad:
-            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {','.join(choices)}")
-        return items
+            named = ",".join((*choices, *(aliases or {})))
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {named}")
+        return tuple(items)
     return parse
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(i) for i in text.split(",") if i.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"row counts, comma-separated: {exc}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("row counts, comma-separated, each at least 1")
+    return sizes
+
+
+QUICK_SCALE_SIZES = (1_000, 10_000)
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="smoke run (~1-2 min): 1 repetition, small N, no RSS scenario (explicit options win)")
+                   help="smoke run (a few minutes): 1 repetition, small N, no RSS and no scale scenario (with "
+                        "--scenarios scale: at 1,000 and 10,000 rows); explicit options win")
     p.add_argument("--reps", type=int, help="repetitions (default 3)")
     p.add_argument("--n", type=int, help="jobs in the drain (default 10000)")
     p.add_argument("--fail-n", type=int, help="always-failing jobs in the failure drain (default 20000)")
@@ -49,27 +68,37 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--rss-mark", type=int, help="first RSS sample after this many jobs (default 10000)")
     p.add_argument("--rss-dialects", type=_csv(dbs.DIALECTS),
                    help="databases of the RSS scenario (default pgsql,sqlite)")
-    p.add_argument("--dialects", "--db", type=_csv(dbs.DIALECTS), help="sqlite,pgsql,mariadb (default all)")
+    p.add_argument("--dialects", "--db", type=_csv(dbs.ALL_DIALECTS, dbs.ALIASES),
+                   help=f"default all: {','.join(dbs.ALL_DIALECTS)}; the pgsql-pgbouncer-* ones (ictq only; "
+                        "'pgbouncer' names the three) are PostgreSQL through a pgbouncer the bench starts, in "
+                        "session or transaction pooling (the -listen one: LISTEN on a direct connection, "
+                        f"latency only; the others: {','.join(PGBOUNCER_SCENARIOS[dbs.PGBOUNCER_SESSION])})")
     p.add_argument("--systems", type=_csv(tuple(SYSTEMS)), help=f"default {','.join(SYSTEMS)}")
-    p.add_argument("--scenarios", type=_csv((*SCENARIOS, "scale")),
-                   help=f"default {','.join(SCENARIOS)}; 'scale' (not by default, ictq only, 1,000,000 rows per "
-                        "database: see bench/scale.py) times the read commands at 10,000 and 1,000,000 rows")
+    p.add_argument("--scenarios", type=_csv((*SCENARIOS, SCALE)),
+                   help=f"default {','.join((*SCENARIOS, SCALE))}; 'scale' (ictq only, run after the others, on "
+                        "sqlite, pgsql and mariadb among --db: see bench/scale.py) times the read commands at "
+                        "10,000 and 1,000,000 rows and writes its own block of the README")
+    p.add_argument("--scale-sizes", type=_sizes,
+                   help=f"row counts of the scale scenario (default {','.join(str(n) for n in SCALE_SIZES)}; "
+                        f"--quick: {','.join(str(n) for n in QUICK_SCALE_SIZES)})")
     p.add_argument("--timeout", type=float, help="seconds a drain or latency scenario may take (default 180)")
     p.add_argument("--rss-timeout", type=float, help="seconds the RSS scenario may take (default 600)")
     p.add_argument("--workdir", type=Path, help="where the temporary run directory goes")
     p.add_argument("--keep", action="store_true", help="keep the run directory (worker logs)")
     p.add_argument("--readme", type=Path,
                    help="README to write the table to ('-': none; default: bench/README.md, for a full "
-                        "run only: a narrowed or --quick run writes none unless asked)")
+                        "run only: a narrowed or --quick run writes none unless asked; the scale scenario "
+                        "writes its block there at its default sizes and repetitions)")
     p.add_argument("--json", type=Path, help="also write every result as JSON here")
     args = p.parse_args(argv)
     options = Options()
     if args.quick:
         options = dataclasses.replace(options, reps=1, n=1_000, fail_n=1_000, single_n=200, latency_n=50,
                                       idle_seconds=3, bulk_n=5_000, scenarios=tuple(s for s in SCENARIOS if s != "rss"),
-                                      timeout=60)
+                                      scale_sizes=QUICK_SCALE_SIZES, timeout=60)
     fields = ("reps", "n", "fail_n", "single_n", "latency_n", "latency_interval_ms", "idle_seconds", "bulk_n", "rss_n",
-              "rss_mark", "rss_dialects", "dialects", "systems", "scenarios", "timeout", "rss_timeout", "workdir")
+              "rss_mark", "rss_dialects", "dialects", "systems", "scenarios", "scale_sizes", "timeout", "rss_timeout",
+              "workdir")
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return dataclasses.replace(options, keep=args.keep, **changes), args
 
@@ -108,7 +137,7 @@ def machine_facts(options: Options) -> list[tuple[str, str]]:
         ("RAM", f"{int(mem_kb) / 1024 / 1024:.1f} GiB" if mem_kb.isdigit() else "?"),
         ("kernel", platform.release()),
         ("Python", platform.python_version()),
-        ("databases", "; ".join(dbs.server_version(d) for d in options.dialects)),
+        ("databases", "; ".join(dict.fromkeys(dbs.server_version(d) for d in options.dialects))),
         ("packages", ", ".join(versions)),
         ("ictq commit", commit or "?"),
     ]
@@ -118,8 +147,17 @@ HEADER = """# ictq benchmark
 
 ictq and its peers side by side, in one run on one machine: `make bench` (all of it, about
 {minutes} minutes here) or `.venv/bin/python -m bench --help`; `python -m bench --quick` is a
-one-minute smoke run, and e.g. `--db pgsql --systems ictq,pgqueuer --scenarios drain --reps 5`
+smoke run of a few minutes, and e.g. `--db pgsql --systems ictq,pgqueuer --scenarios drain --reps 5`
 narrows it.
+
+What a plain `make bench` runs: every scenario below (drain, failure drain, one at a time,
+latency, bulk dispatch, RSS) on SQLite, PostgreSQL and MariaDB for every system that supports the
+database; ictq also on PostgreSQL through PgBouncer in session and in transaction pooling; then
+the scale scenario (the read commands at 10,000 and 1,000,000 rows, `bench/scale.py`) on the
+three databases, whose block at the end of this file it rewrites. `--scenarios` picks or leaves
+out any of them (`scale` included); `--quick` leaves out RSS and scale (`--quick --scenarios
+scale` runs scale at 1,000 and 10,000 rows and leaves its block here as it is); `--db` picks databases,
+`pgbouncer` naming the three PgBouncer ones.
 
 How it measures (see `bench/harness.py`):
 
@@ -145,6 +183,23 @@ How it measures (see `bench/harness.py`):
   `/proc`) over the idle period, then single dispatches at a fixed interval, start - dispatch.
   **bulk dispatch**: one bulk call, no worker. **RSS**: one ictq worker draining many jobs, VmRSS
   sampled from `/proc` (process tree).
+- **PgBouncer** (ictq only; the peers stay direct): the bench starts Debian's `pgbouncer` itself
+  (`bench/pgbouncer.py`), one per pool mode for the whole run, on a free loopback port, in front
+  of the same PostgreSQL (`* =`: every database, trusted logins, pool size 20; as user `postgres`
+  when started by root), and stops it by its PID at the end. Each scenario still gets a fresh
+  database on the server, which ictq reaches through pgbouncer (`DB_PORT`, `DB_PGBOUNCER`) for
+  everything: `ictq migrate`, dispatch, workers. The databases `pgsql-pgbouncer-session` and
+  `pgsql-pgbouncer-transaction` (in which ictq uses no server-side prepared statements and idle
+  workers poll) run drain, failure drain, latency and bulk dispatch;
+  `pgsql-pgbouncer-transaction-listen` runs latency in transaction pooling with `DB_LISTEN_HOST`/
+  `DB_LISTEN_PORT` pointing straight at the server, where idle workers `LISTEN`. Their rows sit
+  beside PostgreSQL's, and a table gives ictq-through-PgBouncer / ictq-direct taken within each
+  repetition (the scenarios run back to back, direct first).
+- **scale** (ictq only, after all the others, `bench/scale.py`): per database and size, a fresh
+  database filled with that many `jobs` and `failed_jobs` rows, then each read command (`size`,
+  `status`, `list`, `health`, `failed`, `failed --group`, `metrics --once`) timed as a user runs
+  it, as a subprocess; its block (with its own machine table) is kept between markers at the end
+  of this file.
 - Cells are the median over the repetitions with (min-max); ratios are taken within each
   repetition, then summarised the same way. A scenario that fails (crash, timeout, lost job) is
   shown as FAILED and listed with its reason; every scenario has a time limit (`--timeout`).
@@ -162,12 +217,16 @@ Notes on the peers:
 """
 
 
-def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: float) -> str:
+def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: float,
+           scale_minutes: float | None = None, path: Path = README) -> str:
     lines = [HEADER.format(minutes=max(1, round(minutes))), "## Latest run", "", f"Command: `{command}`", ""]
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
-    lines.append(f"Repetitions: {report.o.reps}; run time {minutes:.1f} min.")
+    of_which = f" (of which the scale scenario {scale_minutes:.1f} min)" if scale_minutes is not None else ""
+    lines.append(f"Repetitions: {report.o.reps}; run time {minutes:.1f} min{of_which}.")
     lines.append("")
-    kept = scale.kept_block()  # the scale scenario's figures, from its own (separate) run
+    # The scale scenario's figures, from its own run (this one's, if it ran): the block of the README
+    # being written, else bench/README.md's.
+    kept = scale.kept_block(path) or scale.kept_block()
     return "\n".join(lines) + report.markdown() + (f"\n\n{kept}\n" if kept else "")
 
 
@@ -176,32 +235,59 @@ def _full(options: Options) -> Options:
     return dataclasses.replace(Options(), keep=options.keep, workdir=options.workdir, log=options.log)
 
 
+def scale_argv(options: Options, readme_arg: Path | None) -> list[str] | None:
+    """``bench.scale``'s arguments for this run, or None when the scale scenario is not in it. Its
+    figures go to ``--readme``, else into bench/README.md in a full run or in a run of the scale
+    scenario alone at its default sizes and repetitions, else nowhere."""
+    servers = [d for d in options.dialects if d in dbs.DIALECTS]
+    if SCALE not in options.scenarios or not servers:
+        return None
+    alone = options.scenarios == (SCALE,) and options.scale_sizes == SCALE_SIZES and options.reps == Options().reps
+    target = readme_arg if readme_arg is not None else README if alone or options == _full(options) else "-"
+    return ["--db", ",".join(servers), "--reps", str(options.reps),
+            "--sizes", ",".join(str(n) for n in options.scale_sizes), "--readme", str(target)]
+
+
 def main(argv: list[str] | None = None) -> None:
     options, args = parse_args(argv)
-    if "scale" in options.scenarios:
-        scale.main(["--db", ",".join(options.dialects), "--reps", str(options.reps),
-                    *(["--readme", str(args.readme)] if args.readme is not None else [])])
-        options = dataclasses.replace(options, scenarios=tuple(s for s in options.scenarios if s != "scale"))
-        if not options.scenarios:
-            return
+    full = options == _full(options)
+    scale_args = scale_argv(options, args.readme)
+    options = dataclasses.replace(options, scenarios=tuple(s for s in options.scenarios if s != SCALE))
     raw = sys.argv[1:] if argv is None else argv
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(raw))}" if raw else "") \
         if os.environ.get("BENCH_VIA_MAKE") else "python -m bench " + " ".join(shlex.quote(a) for a in raw)
     began = time.monotonic()
-    print(f"bench: {options.reps} repetition(s), dialects {','.join(options.dialects)}, systems "
-          f"{','.join(options.systems)}, scenarios {','.join(options.scenarios)}", flush=True)
-    options = dataclasses.replace(options, log=lambda line: print(line, flush=True))
-    results = Runner(options).run()
+    report = None
+    if options.scenarios:
+        print(f"bench: {options.reps} repetition(s), dialects {','.join(options.dialects)}, systems "
+              f"{','.join(options.systems)}, scenarios {','.join(options.scenarios)}"
+              + (", then scale" if scale_args else ""), flush=True)
+        options = dataclasses.replace(options, log=lambda line: print(line, flush=True))
+        results = Runner(options).run()
+        report = Report(results, options)
+        facts = machine_facts(options)
+        print()
+        print("\n".join(f"{k}: {v}" for k, v in facts))
+        print()
+        print(report.markdown())
+        if args.json:
+            args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+    scale_minutes, scale_code = None, 0
+    if scale_args is not None:  # after the others: its million-row fills would weigh on them
+        scale_began = time.monotonic()
+        print(f"bench: scale scenario: python -m bench.scale {' '.join(scale_args)}", flush=True)
+        try:
+            scale.main(scale_args)
+        except SystemExit as exc:  # it exits 1 when a size failed: the rest of the run still reports
+            scale_code = exc.code if isinstance(exc.code, int) else 1
+        except Exception as exc:  # noqa: BLE001 - the other scenarios' results are still written
+            print(f"bench: scale scenario FAILED: {type(exc).__name__}: {exc}", flush=True)
+            scale_code = 1
+        scale_minutes = (time.monotonic() - scale_began) / 60
     minutes = (time.monotonic() - began) / 60
-    report = Report(results, options)
-    facts = machine_facts(options)
-    print()
-    print("\n".join(f"{k}: {v}" for k, v in facts))
-    print()
-    print(report.markdown())
-    target = args.readme if args.readme is not None else README if options == _full(options) else None
-    if target is not None and str(target) != "-":
-        target.write_text(readme(report, facts, command.strip(), minutes))
-        print(f"bench: wrote {target}")
-    if args.json:
-        args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
+    target = args.readme if args.readme is not None else README if full else None
+    if report is not None and target is not None and str(target) != "-":
+        target.write_text(readme(report, facts, command.strip(), minutes, scale_minutes, target))
+        print(f"bench: wrote {target} ({minutes:.1f} min)")
+    if scale_code:
+        sys.exit(scale_code)

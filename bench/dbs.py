@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DIALECTS = ("sqlite", "pgsql", "mariadb")
+DIALECTS = ("sqlite", "pgsql", "mariadb")  # the database servers
 HOST = "127.0.0.1"  # loopback only
 PG_PORT, MY_PORT, USER, PG_ADMIN_DB = 5432, 3306, "root", "test"
+
+# PostgreSQL through PgBouncer (ictq only): a fresh database on the same server, reached through a
+# pgbouncer the bench starts (bench/pgbouncer.py) in the pool mode of the name. In transaction
+# pooling idle workers poll, or, in "-listen", LISTEN on a direct connection to the server.
+PGBOUNCER_SESSION = "pgsql-pgbouncer-session"
+PGBOUNCER_TRANSACTION = "pgsql-pgbouncer-transaction"
+PGBOUNCER_TRANSACTION_LISTEN = "pgsql-pgbouncer-transaction-listen"
+PGBOUNCER_MODE = {PGBOUNCER_SESSION: "session", PGBOUNCER_TRANSACTION: "transaction",
+                  PGBOUNCER_TRANSACTION_LISTEN: "transaction"}
+PGBOUNCER_DIALECTS = tuple(PGBOUNCER_MODE)
+ALL_DIALECTS = ("sqlite", "pgsql", *PGBOUNCER_DIALECTS, "mariadb")  # the run's (and the tables') order
+ALIASES = {"pgbouncer": PGBOUNCER_DIALECTS}  # --db pgbouncer: the three of them
+LABEL = {"sqlite": "SQLite", "pgsql": "PostgreSQL", "mariadb": "MariaDB",
+         PGBOUNCER_SESSION: "PostgreSQL via PgBouncer (session)",
+         PGBOUNCER_TRANSACTION: "PostgreSQL via PgBouncer (transaction, polling)",
+         PGBOUNCER_TRANSACTION_LISTEN: "PostgreSQL via PgBouncer (transaction, LISTEN direct)"}
+
+
+def server(dialect: str) -> str:
+    """The database server behind ``dialect`` (``pgsql`` for the PgBouncer ones)."""
+    return "pgsql" if dialect in PGBOUNCER_MODE else dialect
+
+
+def pgbouncer_env(dialect: str, port: int) -> dict[str, str]:
+    """The ``.env`` keys that send ictq through the pgbouncer on ``port`` (for a PgBouncer dialect)."""
+    env = {"DB_HOST": HOST, "DB_PORT": str(port), "DB_PGBOUNCER": PGBOUNCER_MODE[dialect]}
+    if dialect == PGBOUNCER_TRANSACTION_LISTEN:
+        env.update({"DB_LISTEN_HOST": HOST, "DB_LISTEN_PORT": str(PG_PORT)})
+    return env
 
 
 @dataclass(frozen=True)
@@ -24,6 +53,7 @@ class Database:
     host: str = ""
     port: int = 0
     user: str = "root"
+    extra_env: tuple[tuple[str, str], ...] = ()  # ictq's .env beyond these (PgBouncer)
 
     @property
     def pg_dsn(self) -> str:
@@ -34,7 +64,7 @@ class Database:
         if self.dialect == "sqlite":
             return {"DB_CONNECTION": "sqlite", "DB_DATABASE": self.name}
         return {"DB_CONNECTION": self.dialect, "DB_HOST": self.host, "DB_PORT": str(self.port),
-                "DB_DATABASE": self.name, "DB_USERNAME": self.user, "DB_PASSWORD": ""}
+                "DB_DATABASE": self.name, "DB_USERNAME": self.user, "DB_PASSWORD": "", **dict(self.extra_env)}
 
     def laravel_env(self) -> dict[str, str]:
         """The connection of the plain-SQL reference (``bench.peers.laravel``)."""
@@ -58,8 +88,10 @@ def _my_admin() -> Any:
 
 
 @contextmanager
-def fresh_database(dialect: str, workdir: Path) -> Iterator[Database]:
-    """Create an empty database; drop it (or delete the file) when the block ends."""
+def fresh_database(dialect: str, workdir: Path, pgbouncer_ports: Mapping[str, int] | None = None) -> Iterator[Database]:
+    """Create an empty database; drop it (or delete the file) when the block ends. A PgBouncer
+    dialect's database is on the PostgreSQL server, reached through the running pgbouncer of its
+    pool mode (``pgbouncer_ports``: mode -> port)."""
     name = f"ictq_bench_{uuid.uuid4().hex[:12]}"
     if dialect == "sqlite":
         path = workdir / "database" / f"{name}.sqlite"
@@ -70,11 +102,18 @@ def fresh_database(dialect: str, workdir: Path) -> Iterator[Database]:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
         return
-    if dialect == "pgsql":
+    if server(dialect) == "pgsql":
+        database = Database("pgsql", name, HOST, PG_PORT, USER)
+        if dialect in PGBOUNCER_MODE:
+            port = (pgbouncer_ports or {}).get(PGBOUNCER_MODE[dialect])
+            if port is None:
+                raise RuntimeError(f"no pgbouncer in {PGBOUNCER_MODE[dialect]} pooling is running")
+            env = pgbouncer_env(dialect, port)
+            database = Database("pgsql", name, HOST, port, USER, tuple(env.items()))
         with _pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield Database("pgsql", name, HOST, PG_PORT, USER)
+            yield database
         finally:
             with _pg_admin() as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -97,6 +136,10 @@ def _my_admin_execute(sql: str) -> None:
 
 def server_version(dialect: str) -> str:
     """The server's version string, or why it could not be had."""
+    if dialect in PGBOUNCER_MODE:
+        from bench import pgbouncer
+
+        return pgbouncer.version()
     try:
         if dialect == "sqlite":
             return f"SQLite {sqlite3.sqlite_version}"
@@ -117,6 +160,11 @@ def server_version(dialect: str) -> str:
 
 
 def reachable(dialect: str) -> str | None:
-    """None when the server answers, else the reason."""
-    text = server_version(dialect)
+    """None when the server answers (and, for a PgBouncer dialect, pgbouncer is installed), else the reason."""
+    if dialect in PGBOUNCER_MODE:
+        from bench import pgbouncer
+
+        if pgbouncer.binary() is None:
+            return f"pgbouncer is not installed ({pgbouncer.INSTALL_HINT})"
+    text = server_version(server(dialect))
     return text if "unreachable" in text else None

@@ -8,19 +8,26 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import dbs
+from bench import dbs, pgbouncer
 from bench.procs import Workers, cpu_seconds, rss_mb
 from bench.record import WARMUP_SEQ, count_records, job_data, read_records
 from bench.systems import SYSTEMS, System, Target
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("drain", "fail", "single", "latency", "bulk", "rss")
+SCENARIOS = ("drain", "fail", "single", "latency", "bulk", "rss")  # what the Runner runs
+SCALE = "scale"  # bench/scale.py, run by bench.cli after the others (ictq only, its own README block)
+SCALE_SIZES = (10_000, 1_000_000)
+# Through PgBouncer ictq runs these (the LISTEN-direct variant only matters to an idle worker).
+PGBOUNCER_SCENARIOS = {dbs.PGBOUNCER_SESSION: ("drain", "fail", "latency", "bulk"),
+                       dbs.PGBOUNCER_TRANSACTION: ("drain", "fail", "latency", "bulk"),
+                       dbs.PGBOUNCER_TRANSACTION_LISTEN: ("latency",)}
 Metrics = dict[str, Any]
+DIALECT_WIDTH = max(len(d) for d in dbs.ALL_DIALECTS)
 
 
 class ScenarioError(Exception):
@@ -40,9 +47,10 @@ class Options:
     rss_n: int = 200_000
     rss_mark: int = 10_000
     rss_dialects: tuple[str, ...] = ("pgsql", "sqlite")
-    dialects: tuple[str, ...] = dbs.DIALECTS
+    dialects: tuple[str, ...] = dbs.ALL_DIALECTS
     systems: tuple[str, ...] = tuple(SYSTEMS)
-    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios: tuple[str, ...] = (*SCENARIOS, SCALE)
+    scale_sizes: tuple[int, ...] = SCALE_SIZES
     timeout: float = 180.0
     rss_timeout: float = 600.0
     workdir: Path | None = None
@@ -110,6 +118,7 @@ class Runner:
         self.o = options
         self.results: list[Result] = []
         self.unreachable: dict[str, str] = {}
+        self.pgbouncer_ports: dict[str, int] = {}  # pool mode -> port of the pgbouncer we started
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -118,7 +127,7 @@ class Runner:
         where.mkdir(parents=True, exist_ok=True)
         out = where / "out"
         out.mkdir(exist_ok=True)
-        with dbs.fresh_database(dialect, where) as db:
+        with dbs.fresh_database(dialect, where, self.pgbouncer_ports) as db:
             target = Target(db, where, out)
             target.base_env = base_env(out)
             target.base_env.update(system.env(target))
@@ -326,7 +335,7 @@ class Runner:
                 traceback.print_exc()
         if result.error:
             result.error = " ".join(result.error.split())  # one line: it goes into table cells
-        self.o.log(f"  rep {rep} {dialect:8} {name:14} {scenario:8} {time.monotonic() - began:6.1f}s  "
+        self.o.log(f"  rep {rep} {dialect:{DIALECT_WIDTH}} {name:14} {scenario:8} {time.monotonic() - began:6.1f}s  "
                    + (f"FAILED: {result.error}" if result.error else _brief(result.metrics)))
         return result
 
@@ -334,9 +343,11 @@ class Runner:
         steps = []
         for rep in range(1, self.o.reps + 1):
             for scenario in self.o.scenarios:
-                if scenario == "rss":
+                if scenario not in SCENARIOS or scenario == "rss":
                     continue
                 for dialect in self.o.dialects:
+                    if scenario not in PGBOUNCER_SCENARIOS.get(dialect, (scenario,)):
+                        continue
                     for name in self.o.systems:
                         if dialect in SYSTEMS[name].dialects and (scenario != "fail" or SYSTEMS[name].fails):
                             steps.append((rep, dialect, name, scenario))
@@ -344,16 +355,37 @@ class Runner:
             steps += [(1, d, "ictq", "rss") for d in self.o.rss_dialects if d in self.o.dialects]
         return steps
 
+    def start_pgbouncers(self, stack: ExitStack, dialects: set[str]) -> None:
+        """One pgbouncer per pool mode the run's PgBouncer dialects need, for the whole run (stopped by
+        ``stack``); a pgbouncer that does not start makes its dialects unreachable, not the run fail."""
+        for mode in pgbouncer.MODES:
+            users = [d for d in dbs.PGBOUNCER_DIALECTS
+                     if d in dialects and dbs.PGBOUNCER_MODE[d] == mode and d not in self.unreachable]
+            if not users:
+                continue
+            try:
+                bouncer = stack.enter_context(pgbouncer.running(mode))
+            except Exception as exc:  # noqa: BLE001 - reported in the run's results
+                for dialect in users:
+                    self.unreachable[dialect] = f"pgbouncer ({mode}): {type(exc).__name__}: {exc}"
+                self.o.log(f"bench: pgbouncer in {mode} pooling did not start: {exc}")
+                continue
+            self.pgbouncer_ports[mode] = bouncer.port
+            self.o.log(f"bench: pgbouncer in {mode} pooling on {dbs.HOST}:{bouncer.port}")
+
     def run(self) -> list[Result]:
         for dialect in self.o.dialects:
             reason = dbs.reachable(dialect)
             if reason:
                 self.unreachable[dialect] = reason
                 self.o.log(f"bench: {reason}")
+        steps = self.plan()
         root = Path(tempfile.mkdtemp(prefix="ictq-bench-", dir=self.o.workdir))
         try:
-            for step in self.plan():
-                self.results.append(self.one(*step, root))
+            with ExitStack() as bouncers:
+                self.start_pgbouncers(bouncers, {step[1] for step in steps})
+                for step in steps:
+                    self.results.append(self.one(*step, root))
         finally:
             if self.o.keep:
                 self.o.log(f"bench: kept the run's files in {root}")

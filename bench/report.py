@@ -7,9 +7,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bench import dbs
 from bench.harness import Options, Result
 
-DB_LABEL = {"sqlite": "SQLite", "pgsql": "PostgreSQL", "mariadb": "MariaDB"}
+DB_LABEL = dbs.LABEL
 DASH, TIMES = "\u2013", "\u00d7"
 PEERS_FOR_RATIOS = ("laravel-ref", "pgqueuer", "procrastinate", "huey")
 
@@ -75,9 +76,19 @@ class Report:
                 values.append(b / a if invert else a / b)
         return stat(values)
 
+    def via_ratio(self, dialect: str, scenario: str, key: str) -> Stat | None:
+        """ictq through ``dialect`` (a PgBouncer one) / ictq on PostgreSQL direct, within each repetition."""
+        direct = {r.rep: r.metrics.get(key) for r in self.by.get(("pgsql", "ictq", scenario), []) if r.error is None}
+        values = []
+        for r in self.by.get((dialect, "ictq", scenario), []):
+            a, b = r.metrics.get(key), direct.get(r.rep)
+            if r.error is None and a and b:
+                values.append(a / b)
+        return stat(values)
+
     def rows(self, scenario: str) -> list[tuple[str, str]]:
         seen = []
-        for dialect in self.o.dialects:
+        for dialect in sorted(self.o.dialects, key=dbs.ALL_DIALECTS.index):  # PgBouncer beside PostgreSQL
             for system in self.o.systems:
                 if self.by.get((dialect, system, scenario)):
                     seen.append((dialect, system))
@@ -158,6 +169,27 @@ class Report:
                     lines.append(f"| {DB_LABEL[dialect]} | {peer} | " + " | ".join(cells) + " |")
         return [*lines, ""] if any_row else []
 
+    def pgbouncer_table(self) -> list[str]:
+        """ictq through PgBouncer beside ictq on PostgreSQL direct (the same repetition)."""
+        dialects = [d for d in dbs.PGBOUNCER_DIALECTS if d in self.o.dialects and any(
+            self.by.get((d, "ictq", s)) for s in ("drain", "fail", "latency", "bulk"))]
+        if not dialects or not any(self.by.get(("pgsql", "ictq", s)) for s in ("drain", "fail", "latency", "bulk")):
+            return []
+        lines = ["### ictq through PgBouncer / ictq on PostgreSQL direct, taken within each repetition "
+                 "(median, min-max)", "",
+                 f"Rates below 1{TIMES} and latencies above 1{TIMES} are slower through PgBouncer.", "",
+                 "| through | drain jobs/s | failure drain jobs/s | bulk dispatch jobs/s | latency p50 | latency p99 |",
+                 "|---|---|---|---|---|---|"]
+        for dialect in dialects:
+            cells = [cell(self.via_ratio(dialect, "drain", "rate"), "ratio", self.o.reps),
+                     cell(self.via_ratio(dialect, "fail", "rate"), "ratio", self.o.reps),
+                     cell(self.via_ratio(dialect, "bulk", "bulk_rate"), "ratio", self.o.reps),
+                     cell(self.via_ratio(dialect, "latency", "p50"), "ratio", self.o.reps),
+                     cell(self.via_ratio(dialect, "latency", "p99"), "ratio", self.o.reps)]
+            label = DB_LABEL[dialect].removeprefix("PostgreSQL via ")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        return [*lines, ""]
+
     def rss_table(self) -> list[str]:
         rows = [r for r in self.results if r.scenario == "rss"]
         if not rows:
@@ -233,6 +265,7 @@ class Report:
         return [*lines, ""]
 
     def markdown(self) -> str:
-        parts = self.drain_tables() + self.ratio_table() + self.rss_table() + self.target_table()
+        parts = self.drain_tables() + self.ratio_table() + self.pgbouncer_table() + self.rss_table()
+        parts += self.target_table()
         parts += self.failure_list()
         return "\n".join(parts)

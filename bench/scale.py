@@ -10,7 +10,8 @@ subprocess of the ``ictq`` console script, ``--reps`` times (the median is repor
 metrics --once`` also with its peak RSS (``wait4``). The first ``ictq failed --group`` after the
 fill signs every failed row (the side tables' adoption): timed apart, as "first".
 
-``python -m bench --scenarios scale`` (or ``python -m bench.scale``) runs it and writes the
+A plain ``python -m bench`` (``make bench``) runs it last, after the other scenarios;
+``python -m bench --scenarios scale`` (or ``python -m bench.scale``) runs it alone. Either writes the
 figures into bench/README.md between the ``scale`` markers.
 """
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.dbs import Database
+from bench.dbs import PGBOUNCER_DIALECTS, Database
 
 Data = Mapping[str, Any]
 JOB = "bench.noop"
@@ -137,7 +137,7 @@ class _IctqProducer(Producer):
 
 class Ictq(System):
     name = "ictq"
-    dialects = ("sqlite", "pgsql", "mariadb")
+    dialects = ("sqlite", "pgsql", "mariadb", *PGBOUNCER_DIALECTS)  # the only one run through PgBouncer
     module = "ictq"
     fails = True
 
