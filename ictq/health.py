@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ictq import ops
+from ictq import ops, triage
 from ictq.config import MAX_COUNT, comma_list, shown, whole_number
 from ictq.db import Storage
 from ictq.db.workers import WorkersRepository
@@ -110,7 +110,7 @@ def unknown(reason: str) -> Report:
 def check(storage: Storage, thresholds: Thresholds, queues: Sequence[str] = (), now: int | None = None) -> Report:
     """Measure and judge; database errors propagate (the caller turns them into UNKNOWN)."""
     now = int(time.time()) if now is None else now
-    rows = ops.sizes(storage, now, queues)
+    rows = triage.sizes(storage, now, queues)
     records = [r for r in WorkersRepository(storage).all() if r.alive(now)]
     if queues:
         wanted = set(queues)

@@ -74,7 +74,8 @@ class FailedNames:
 
 
 def read(storage: Storage, names: FailedNames, now: int) -> Snapshot:
-    return Snapshot(now, ops.sizes(storage, now), names.count(storage), stats.StatsRepository(storage).all(),
+    failed = names.count(storage)  # reconciles the side tables: the sizes count from their tally
+    return Snapshot(now, triage.sizes(storage, now, reconciled=True), failed, stats.StatsRepository(storage).all(),
                     WorkersRepository(storage).all())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ictq import payload
 from ictq.db import Storage
-from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, FailedJobsRepository
+from ictq.db.failed_jobs import ALL_QUEUES, FailedCounts, FailedJob, FailedJobsRepository
 from ictq.db.jobs import JOB_STATES, JobsRepository, QueuedJob
 from ictq.display import text_of
 from ictq.errors import InvalidPayload, NotFound, RetryRefused, first_line
@@ -91,11 +91,20 @@ class FailedRow:
         return data
 
 
-def sizes(storage: Storage, now: int, queues: Sequence[str] = ()) -> list[QueueSize]:
-    """Per queue: pending (available now), delayed, reserved, oldest pending age, failed counts."""
+def last_hour(now: int) -> datetime:
+    """The start of the hour before ``now``: what "failed in the last hour" counts from."""
+    return datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1)
+
+
+def sizes(storage: Storage, now: int, queues: Sequence[str] = (),
+          failed_counts: Sequence[FailedCounts] | None = None) -> list[QueueSize]:
+    """Per queue: pending (available now), delayed, reserved, oldest pending age, failed counts
+    (``failed_counts`` when the caller has them, else counted in failed_jobs: see
+    :func:`ictq.triage.sizes`, which counts them from the signature tally)."""
     counts = {text_of(row.queue): row for row in JobsRepository(storage).counts(now)}
-    since = datetime.fromtimestamp(now, timezone.utc) - timedelta(hours=1)
-    failed = {text_of(row.queue): row for row in FailedJobsRepository(storage).counts(since)}
+    if failed_counts is None:
+        failed_counts = FailedJobsRepository(storage).counts(last_hour(now))
+    failed = {text_of(row.queue): row for row in failed_counts}
     names = list(queues) or sorted(set(counts) | set(failed))
     result = []
     for name in names:

@@ -36,9 +36,9 @@ from typing import Any
 
 from ictq import display, ops
 from ictq.db import Storage
-from ictq.db.failed_jobs import ALL_QUEUES
-from ictq.db.failure_groups import FailureGroupsRepository, GroupCount, Signed
-from ictq.errors import GroupNotFound, first_line
+from ictq.db.failed_jobs import ALL_QUEUES, FailedCounts
+from ictq.db.failure_groups import QUEUE_CHARS, FailureGroupsRepository, GroupCount, Signed
+from ictq.errors import DatabaseError, DatabaseUnavailable, GroupNotFound, first_line
 
 MAX_SIGNATURE = 240
 # Only the start of a message is normalised: the signature keeps 240 characters, and some rules
@@ -46,6 +46,7 @@ MAX_SIGNATURE = 240
 NORMALISED_PART = 1000
 GROUP_ID_LENGTH = 10
 MIN_PREFIX = 4
+SIZES_BUDGET = 2_000  # new failures ``size`` and ``health`` sign before counting from the tally
 SIGN_BATCH = 500  # failed jobs signed, or members checked, per round trip of a reconciliation
 WINDOW = 20_000  # ids per step when a reconciliation walks both tables
 
@@ -194,6 +195,43 @@ def reconcile(storage: Storage) -> int:
             after = orphans[-1]
         changed += _sign(repository, low, high)
     return changed
+
+
+def in_step(storage: Storage, budget: int | None = None) -> bool:
+    """Whether the side tables match failed_jobs, after signing the new tail if it holds at most
+    ``budget`` failures (:data:`SIZES_BUDGET` by default: a cheap reconciliation for the counts of
+    ``size``, ``status`` and ``health``; a bigger gap, or rows deleted behind ictq's back, leave it
+    to :func:`reconcile`)."""
+    budget = SIZES_BUDGET if budget is None else budget
+    repository = FailureGroupsRepository(storage)
+    failed, members = repository.fingerprints()
+    if failed == members:
+        return True
+    if failed.rows - members.rows > budget or failed.highest <= members.highest:
+        return False
+    try:
+        _sign(repository, members.highest, failed.highest)
+    except DatabaseUnavailable:
+        raise
+    except DatabaseError:  # a database user that may only read: count in failed_jobs
+        return False
+    failed, members = repository.fingerprints()
+    return failed == members
+
+
+def sizes(storage: Storage, now: int, queues: Sequence[str] = (), reconciled: bool = False) -> list[ops.QueueSize]:
+    """:func:`ictq.ops.sizes` with the failed counts from the signature tally (a row per group
+    and queue) and the failures of the last hour from the failed_at index, when the side tables
+    are in step with failed_jobs (``reconciled``: the caller has just run :func:`reconcile`);
+    else counted in failed_jobs itself."""
+    repository = FailureGroupsRepository(storage)
+    if reconciled or in_step(storage):
+        totals = repository.queue_totals()
+        if all(len(name) < QUEUE_CHARS for name in totals):  # else a name may be cut: count in failed_jobs
+            recent = repository.recent_totals(ops.last_hour(now))
+            counted = [FailedCounts(name, total, recent.get(name, 0)) for name, total in totals.items() if total > 0]
+            return ops.sizes(storage, now, queues, counted)
+    return ops.sizes(storage, now, queues)
 
 
 def _sign(repository: FailureGroupsRepository, after: int, upto: int) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from ictq import control, laravel_cache, logs, ops
+from ictq import control, laravel_cache, logs, ops, triage
 from ictq import health as checks
 from ictq.cli.options import COUNT, QUEUES, comma_list, json_option
 from ictq.cli.output import age, emit, table
@@ -36,7 +36,7 @@ from ictq.errors import ConfigError, DatabaseUnavailable, IctqError, SchemaError
 def monitor(state: State, queues: str, maximum: int, as_json: bool) -> None:
     """Check QUEUES (comma-separated) against --max; exit 1 when any is over (queue:monitor)."""
     with state.storage() as storage:
-        rows = ops.sizes(storage, int(time.time()), comma_list(queues))
+        rows = triage.sizes(storage, int(time.time()), comma_list(queues))
     over = [row for row in rows if row.size > maximum]
     emit(as_json, {"max": maximum, "queues": [{**r.as_dict(), "over": r in over} for r in rows]}, lambda: "\n".join(
         f"{'OVER' if r in over else 'OK  '} {r.queue}: size={r.size} pending={r.pending} delayed={r.delayed} "
@@ -51,7 +51,7 @@ def monitor(state: State, queues: str, maximum: int, as_json: bool) -> None:
 def status(state: State, as_json: bool) -> None:
     """One screen for a human: queues, failed jobs, paused queues, restart signal."""
     with state.storage() as storage:
-        rows = ops.sizes(storage, int(time.time()))
+        rows = triage.sizes(storage, int(time.time()))
         flags = control.read(storage)
         where = storage.describe()
         laravel = _laravel_signals(state, storage)

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import click
 
-from ictq import control, laravel_cache, ops
+from ictq import control, laravel_cache, ops, triage
 from ictq.cli.options import (
     JOB_NAME,
     LIMIT,
@@ -100,7 +100,7 @@ def dispatch(state: State, name: str, data_json: str, queue: str | None, delay: 
 def size(state: State, queue: str | None, as_json: bool) -> None:
     """Jobs per queue: pending (available now), delayed, reserved; failed counts (queue:size)."""
     with state.storage() as storage:
-        rows = ops.sizes(storage, int(time.time()), comma_list(queue))
+        rows = triage.sizes(storage, int(time.time()), comma_list(queue))
     summary = ops.total(rows)
     emit(as_json, {"queues": [r.as_dict() for r in rows], "total": summary.as_dict()}, lambda: table(
         ["queue", "size", "pending", "delayed", "reserved", "oldest", "failed", "failed/1h"],

@@ -9,12 +9,22 @@ They are a cache of failed_jobs, never the truth: PHP workers, ``php artisan que
 them before each read (:meth:`FailureGroupsRepository.fingerprints` says whether anything changed;
 :meth:`~FailureGroupsRepository.unsigned` and :meth:`~FailureGroupsRepository.orphans` say what).
 The signatures themselves are computed above this layer (:func:`ictq.triage.signature`).
+
+Two more side tables keep the reads flat at a million failures: ``ictq_<failed_jobs>_tally``
+counts the members per group and queue (with the lowest id), and ``ictq_<failed_jobs>_signed``
+holds the members' :class:`Fingerprint`. Both change in the transaction that changes the
+members (:meth:`~FailureGroupsRepository.put`, :meth:`~FailureGroupsRepository.forget`), after
+taking the ``signed`` row's lock, so two reconciliations at once (two scrapes, a scrape and an
+``ictq failed --group``) count each member once. After an upgrade the ``signed`` row says
+"not counted yet" (members -1), and the first change counts the tally and fingerprint from the
+members themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from ictq.db.base import Storage, fitted
 from ictq.db.failed_jobs import ALL_QUEUES, FailedJob, failed_rows
@@ -75,12 +85,31 @@ class FailureGroupsRepository:
         self.storage = storage
 
     def fingerprints(self) -> tuple[Fingerprint, Fingerprint]:
-        """``(failed_jobs, members)``: equal when every failed job has its member row and no more."""
-        found = []
-        for name in ("triage_fingerprint_failed", "triage_fingerprint_members"):
-            ((rows, highest, total),) = self.storage.fetch(name)
-            found.append(Fingerprint(int(rows), int(highest), int(total)))
-        return found[0], found[1]
+        """``(failed_jobs, members)``: equal when every failed job has its member row and no more.
+        The first counts failed_jobs (its smallest index); the second is kept with the members."""
+        ((rows, highest, total),) = self.storage.fetch("triage_fingerprint_failed")
+        failed = Fingerprint(int(rows), int(highest), int(total))
+        kept = self.storage.fetch("triage_fingerprint_members")
+        if not kept or int(kept[0][0]) < 0:  # not counted since the upgrade: count the members
+            ((rows, highest, total),) = self.storage.fetch("triage_scan_members")
+            return failed, Fingerprint(int(rows), int(highest), int(total))
+        (rows, highest, total), = kept
+        return failed, Fingerprint(int(rows), int(highest), int(total))
+
+    def _lock(self) -> Fingerprint:
+        """Take the side tables' lock (inside a transaction); return the members' fingerprint,
+        counted first (with the tally) when the upgrade left it uncounted."""
+        ((rows, highest, total),) = self.storage.fetch("triage_lock")
+        if int(rows) >= 0:
+            return Fingerprint(int(rows), int(highest), int(total))
+        self.storage.run("triage_tally_clear")
+        self.storage.run("triage_tally_rebuild")
+        ((rows, highest, total),) = self.storage.fetch("triage_scan_members")
+        return Fingerprint(int(rows), int(highest), int(total))
+
+    def _set(self, fingerprint: Fingerprint) -> None:
+        self.storage.run("triage_set_fingerprint", {"members": fingerprint.rows, "highest": fingerprint.highest,
+                                                     "total": fingerprint.total})
 
     def unsigned(self, after: int, upto: int, limit: int) -> list[FailedJob]:
         """Up to ``limit`` failed jobs with ids in ``(after, upto]`` that have no member row, in id
@@ -93,26 +122,60 @@ class FailureGroupsRepository:
         return [int(failed_id) for (failed_id,) in rows]
 
     def forget(self, ids: Sequence[int]) -> int:
-        """Delete these members, then the groups left without any; return how many members went."""
+        """Delete these members (and their counts), then the groups left without any; return
+        how many members went."""
         if not ids:
             return 0
         with self.storage.transaction():
-            gone = self.storage.run("triage_forget", {"ids": self.storage.param_ids(ids)})
+            kept = self._lock()
+            found = self.storage.fetch("triage_members_of", {"ids": self.storage.param_ids(ids)})
+            if not found:
+                return 0
+            gone_ids = [int(failed_id) for failed_id, _, _ in found]
+            self.storage.run("triage_forget", {"ids": self.storage.param_ids(gone_ids)})
+            per_pair: dict[tuple[str, str], list[int]] = {}
+            for failed_id, gid, queue in found:
+                per_pair.setdefault((str(gid), str(queue)), []).append(int(failed_id))
+            for (gid, queue), pair_ids in sorted(per_pair.items()):
+                self.storage.run("triage_tally_sub", {"group_id": gid, "queue": queue, "failures": len(pair_ids),
+                                                      "lowest": min(pair_ids)})
+            self.storage.run("triage_tally_drop_empty")
             self.storage.run("triage_forget_empty_groups")
-        return gone
+            highest = kept.highest
+            if highest in gone_ids:
+                ((highest,),) = self.storage.fetch("triage_highest_member")
+            self._set(Fingerprint(kept.rows - len(gone_ids), int(highest), kept.total - sum(gone_ids)))
+        return len(gone_ids)
 
     def put(self, signed: Sequence[Signed]) -> None:
-        """Store members and their groups (one transaction; rows already there are kept)."""
+        """Store members and their groups, and count them (one transaction; a member already
+        there is kept as it is and not counted again)."""
         if not signed:
             return
         with self.storage.transaction():
-            groups = {row.group_id: row for row in signed}
+            kept = self._lock()
+            known = {int(failed_id) for failed_id, _, _ in self.storage.fetch(
+                "triage_members_of", {"ids": self.storage.param_ids([row.failed_id for row in signed])})}
+            fresh: dict[int, Signed] = {}
+            for row in signed:
+                if row.failed_id not in known:
+                    fresh.setdefault(row.failed_id, row)
+            if not fresh:
+                return
+            groups = {row.group_id: row for row in fresh.values()}
             self.storage.run_many("triage_put_group", [
                 {"group_id": gid, "job": fitted(row.job, 255), "signature": fitted(row.signature, 1000)}
                 for gid, row in sorted(groups.items())])
             self.storage.run_many("triage_put_member", [
                 {"failed_id": row.failed_id, "group_id": row.group_id, "queue": member_queue(row.queue),
-                 "failed_at": row.failed_at[:19]} for row in signed])
+                 "failed_at": row.failed_at[:19]} for row in fresh.values()])
+            tally: dict[tuple[str, str], list[int]] = {}
+            for row in fresh.values():
+                tally.setdefault((row.group_id, member_queue(row.queue)), []).append(row.failed_id)
+            self.storage.run_many("triage_tally_add", [
+                {"group_id": gid, "queue": queue, "failures": len(pair_ids), "first_id": min(pair_ids)}
+                for (gid, queue), pair_ids in sorted(tally.items())])
+            self._set(Fingerprint(kept.rows + len(fresh), max(kept.highest, *fresh), kept.total + sum(fresh)))
 
     def texts(self) -> dict[str, GroupText]:
         """Every group's job name and signature, by group id."""
@@ -123,7 +186,17 @@ class FailureGroupsRepository:
         """Per group and queue (of ``queue``; all by default): members, first and last failure, lowest id."""
         params = {"queue": member_queue(queue) if queue else ALL_QUEUES}
         return [GroupCount(str(gid), str(name), int(count), str(first), str(last), int(example))
-                for gid, name, count, first, last, example in self.storage.fetch("triage_counts", params)]
+                for gid, name, count, first, last, example in self.storage.fetch("triage_counts", params)
+                if first is not None]  # (a tally a concurrent change emptied: gone at its commit)
+
+    def queue_totals(self) -> dict[str, int]:
+        """Members per queue (as the members table holds the queue name), from the tally."""
+        return {str(queue): int(total) for queue, total in self.storage.fetch("triage_queue_totals")}
+
+    def recent_totals(self, since: datetime) -> dict[str, int]:
+        """Members per queue that failed at or after ``since`` (a range of the members' failed_at index)."""
+        params = {"since": since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")}
+        return {str(queue): int(total) for queue, total in self.storage.fetch("triage_recent_totals", params)}
 
     def members(self, group_id: str, after: int, limit: int, queue: str = ALL_QUEUES) -> list[FailedJob]:
         """Up to ``limit`` failed jobs of the group with ids above ``after`` (of ``queue``), in id order."""

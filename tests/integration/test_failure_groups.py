@@ -10,6 +10,7 @@ The jobs-side reads (sizes by state, queue names) are checked the same way again
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -73,6 +74,13 @@ def assert_side_data_right(storage: Storage) -> None:
     assert Counter(triage.job_counts(storage)) == by_job
     failed, members = FailureGroupsRepository(storage).fingerprints()
     assert failed == members
+    assert triage.in_step(storage)
+    for now in (NOW, int(laravel_time(30).timestamp())):  # the last hour: none, or some of the rows
+        assert failed_counts(triage.sizes(storage, now, reconciled=True)) == failed_counts(ops.sizes(storage, now))
+
+
+def failed_counts(sizes: list[ops.QueueSize]) -> list[tuple[str, int, int]]:
+    return [(row.queue, row.failed, row.failed_last_hour) for row in sizes]
 
 
 STEP = st.one_of(
@@ -89,8 +97,9 @@ def test_groups_stay_right_under_php_inserts_and_deletes(app: App, monkeypatch: 
     monkeypatch.setattr(triage, "WINDOW", 7)  # a reconciliation walks several windows of ids
     storage = app.storage()
     with storage._translated():
-        for table in ("ictq_failed_jobs_members", "ictq_failed_jobs_groups", "failed_jobs"):
+        for table in ("ictq_failed_jobs_members", "ictq_failed_jobs_groups", "ictq_failed_jobs_tally", "failed_jobs"):
             storage.connection.cursor().execute(f"DELETE FROM {table}")
+        storage.connection.cursor().execute("UPDATE ictq_failed_jobs_signed SET members = 0, highest = 0, total = 0")
     note(repr(steps))
     used: set[int] = set()  # an id is never given twice (AUTO_INCREMENT), though it may commit late
     for step in steps:
@@ -170,3 +179,72 @@ def test_sizes_and_queue_names_match_the_rows_written_behind_ictqs_back(app: App
     assert {s.queue: (s.pending, s.delayed, s.reserved, s.oldest_pending_age) for s in ops.sizes(storage, NOW)} \
         == expected
     assert count_rows(storage, "jobs") == len(jobs)
+
+
+def test_reconciliations_at_once_count_each_failure_once(app: App) -> None:
+    """Scrapes and ``failed --group`` on several hosts reconcile at the same moment: the tally and
+    the members' fingerprint, kept under one lock, still count each failed job once."""
+    storage = app.storage()
+    for failed_id in range(1, 301):
+        php_insert_failed(storage, failed_id, ("default", "emails")[failed_id % 2], "mail.welcome",
+                          EXCEPTIONS[failed_id % 3].format(n=failed_id))
+    errors: list[BaseException] = []
+
+    def reconcile() -> None:
+        own = app.storage()
+        try:
+            for _ in range(3):
+                triage.reconcile(own)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=reconcile) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert_side_data_right(storage)
+    assert FailureGroupsRepository(storage).queue_totals() == {"default": 150, "emails": 150}
+
+
+def test_side_tables_of_an_earlier_ictq_are_counted_on_their_first_change(app: App) -> None:
+    """An upgrade finds members signed by an ictq without the tally: the first change counts
+    the tally and the fingerprint from the members, and the reads agree with failed_jobs."""
+    storage = app.storage()
+    for failed_id in range(1, 41):
+        php_insert_failed(storage, failed_id, "default", "mail.welcome", EXCEPTIONS[failed_id % 3].format(n=failed_id))
+    triage.reconcile(storage)
+    with storage._translated():  # as the earlier ictq left them: members, and no tally yet
+        storage.connection.cursor().execute("DELETE FROM ictq_failed_jobs_tally")
+        storage.connection.cursor().execute("UPDATE ictq_failed_jobs_signed SET members = -1, highest = 0, total = 0")
+    failed, members = FailureGroupsRepository(storage).fingerprints()
+    assert failed == members  # counted from the members while the kept one is missing
+    php_insert_failed(storage, 41, "emails", "mail.welcome", EXCEPTIONS[0].format(n=41))
+    php_delete_failed(storage, 7)
+    assert_side_data_right(storage)
+    assert FailureGroupsRepository(storage).queue_totals() == {"default": 39, "emails": 1}
+
+
+def test_size_counts_failed_jobs_in_failed_jobs_while_the_side_tables_lag(app: App,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More new failures than ``size`` signs on its own, or rows deleted behind ictq's back:
+    ``size`` counts in failed_jobs (right, if slower) and leaves the catching up to the reads
+    that reconcile."""
+    monkeypatch.setattr(triage, "SIZES_BUDGET", 5)
+    storage = app.storage()
+    for failed_id in range(1, 4):
+        php_insert_failed(storage, failed_id, "default", "mail.welcome", EXCEPTIONS[0].format(n=failed_id))
+    assert triage.in_step(storage)  # three new failures: signed on the way
+    for failed_id in range(4, 14):
+        php_insert_failed(storage, failed_id, "emails", "mail.welcome", EXCEPTIONS[1].format(n=failed_id))
+    assert not triage.in_step(storage)  # ten: too many to sign for a size
+    assert failed_counts(triage.sizes(storage, NOW)) == failed_counts(ops.sizes(storage, NOW)) == [
+        ("default", 3, 0), ("emails", 10, 0)]
+    triage.reconcile(storage)
+    php_delete_failed(storage, 2)
+    assert not triage.in_step(storage)  # a deletion is found by the walk of a reconciliation only
+    assert failed_counts(triage.sizes(storage, NOW)) == [("default", 2, 0), ("emails", 10, 0)]
+    assert_side_data_right(storage)

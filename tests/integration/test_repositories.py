@@ -189,17 +189,21 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     repository.put([Signed(ids[0], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-13 12:00:00"),
                     Signed(ids[2], "g1", "App\\Jobs\\Sync", "ValueError: one", "default", "2027-01-15 11:30:00"),
                     Signed(ids[3], "g2", "App\\Jobs\\Mail", "E", "emails", "2027-01-15 12:00:00")])
-    repository.put([Signed(ids[0], "g9", "x", "y", "other", "2027-01-01 00:00:00")])  # kept as it was
+    repository.put([Signed(ids[0], "g9", "x", "y", "other", "2027-01-01 00:00:00")])  # kept as it was, not counted
     repository.put([])
     assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == [ids[1], ids[4]]
     assert repository.fingerprints()[1] == Fingerprint(3, ids[3], ids[0] + ids[2] + ids[3])
     assert repository.texts() == {"g1": GroupText("g1", "App\\Jobs\\Sync", "ValueError: one"),
-                                  "g2": GroupText("g2", "App\\Jobs\\Mail", "E"),
-                                  "g9": GroupText("g9", "x", "y")}
+                                  "g2": GroupText("g2", "App\\Jobs\\Mail", "E")}
     assert sorted(repository.counts(), key=lambda c: c.group_id) == [
         GroupCount("g1", "default", 2, "2027-01-13 12:00:00", "2027-01-15 11:30:00", ids[0]),
         GroupCount("g2", "emails", 1, "2027-01-15 12:00:00", "2027-01-15 12:00:00", ids[3])]
     assert [c.group_id for c in repository.counts("emails")] == ["g2"]
+    assert repository.queue_totals() == {"default": 2, "emails": 1}
+    moment = datetime(2027, 1, 15, 11, 30, tzinfo=timezone.utc)
+    assert repository.recent_totals(moment) == {"default": 1, "emails": 1}
+    assert repository.recent_totals(moment + timedelta(minutes=1)) == {"emails": 1}
+    assert repository.recent_totals(moment - timedelta(days=5)) == {"default": 2, "emails": 1}
     assert [job.id for job in repository.members("g1", 0, 10)] == [ids[0], ids[2]]
     assert [job.id for job in repository.members("g1", ids[0], 10)] == [ids[2]]
     assert repository.members("g1", 0, 10, "emails") == []
@@ -208,6 +212,10 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     assert repository.orphans(0, ids[-1], 10) == [ids[2], ids[3]]
     assert repository.orphans(ids[2], ids[-1], 10) == [ids[3]] and repository.orphans(0, ids[2], 10) == [ids[2]]
     assert repository.forget([ids[2], ids[3]]) == 2 and repository.forget([]) == 0
+    assert repository.forget([ids[2]]) == 0  # already gone: nothing counted twice
+    assert repository.fingerprints()[1] == Fingerprint(1, ids[0], ids[0])
+    assert repository.counts() == [GroupCount("g1", "default", 1, "2027-01-13 12:00:00", "2027-01-13 12:00:00", ids[0])]
+    assert repository.queue_totals() == {"default": 1}
     assert repository.orphans(0, ids[-1], 10) == []
     assert sorted(repository.texts()) == ["g1"]  # groups left without members go too
 

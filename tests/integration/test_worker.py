@@ -29,7 +29,9 @@ def test_four_workers_drain_2000_jobs_each_exactly_once(app: App) -> None:
     assert count_rows(storage, "jobs") == 0 and count_rows(storage, "failed_jobs") == 0
     per_worker = collections.Counter(line.split("worker=")[1].split()[0]
                                      for line in app.log_text().splitlines() if " done " in line)
-    assert sum(per_worker.values()) == 2000 and len(per_worker) >= 2
+    # Every run is logged once, by the worker that ran it. (How the 2000 split between the four
+    # follows the machine's pace: on a busy one the first worker may drain them all.)
+    assert sum(per_worker.values()) == 2000 and set(per_worker) <= {"w0", "w1", "w2", "w3"}
 
 
 def test_a_worker_killed_mid_job_loses_nothing(app: App) -> None:
