@@ -21,6 +21,7 @@ from bench.report import Report
 from bench.systems import SYSTEMS
 
 README = Path(__file__).resolve().parent / "README.md"
+NOTES = ("<!-- notes:begin -->", "<!-- notes:end -->")  # kept by every run
 
 
 def _csv(choices: tuple[str, ...], aliases: dict[str, tuple[str, ...]] | None = None):  # type: ignore[no-untyped-def]
@@ -227,7 +228,11 @@ def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: 
     # The scale scenario's figures, from its own run (this one's, if it ran): the block of the README
     # being written, else bench/README.md's.
     kept = scale.kept_block(path) or scale.kept_block()
-    return "\n".join(lines) + report.markdown() + (f"\n\n{kept}\n" if kept else "")
+    # Notes written by hand between the notes markers (measurements of a change, before/after)
+    # stay, after the run's tables.
+    notes = scale.kept_block(path, *NOTES) or scale.kept_block(README, *NOTES)
+    return ("\n".join(lines) + report.markdown() + (f"\n\n{notes}\n" if notes else "")
+            + (f"\n\n{kept}\n" if kept else ""))
 
 
 def _full(options: Options) -> Options:

@@ -324,12 +324,13 @@ def write_readme(text: str, path: Path = README) -> None:
         path.write_text(current.rstrip("\n") + "\n\n" + block + "\n")
 
 
-def kept_block(path: Path = README) -> str:
-    """The scale block of the README as it is (a full ``make bench`` run keeps it)."""
+def kept_block(path: Path = README, begin: str = BEGIN, end: str = END) -> str:
+    """The block between ``begin`` and ``end`` of the README as it is, markers included (the
+    scale block by default; a full ``make bench`` run keeps it)."""
     current = path.read_text() if path.exists() else ""
-    if BEGIN not in current or END not in current:
+    if begin not in current or end not in current:
         return ""
-    return BEGIN + current.partition(BEGIN)[2].partition(END)[0] + END
+    return begin + current.partition(begin)[2].partition(end)[0] + end
 
 
 def main(argv: list[str] | None = None) -> None:

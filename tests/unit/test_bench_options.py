@@ -129,3 +129,14 @@ def test_report_sets_pgbouncer_beside_direct_within_each_repetition() -> None:
             f"0.50{x} (0.50{x}{to}0.50{x}) |") in text
     drain = text.split("### Drain")[1].split("###")[0]
     assert drain.index("| PostgreSQL | ictq |") < drain.index("| PostgreSQL via PgBouncer (session) | ictq |")
+
+
+def test_a_run_keeps_the_hand_written_notes_and_the_scale_block(tmp_path: Path) -> None:
+    from bench import cli, scale
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"old tables\n{cli.NOTES[0]}\nbefore/after by hand\n{cli.NOTES[1]}\n\n"
+                      f"{scale.BEGIN}\nscale figures\n{scale.END}\n")
+    assert scale.kept_block(readme, *cli.NOTES) == f"{cli.NOTES[0]}\nbefore/after by hand\n{cli.NOTES[1]}"
+    assert scale.kept_block(readme) == f"{scale.BEGIN}\nscale figures\n{scale.END}"
+    assert scale.kept_block(tmp_path / "missing.md") == ""
