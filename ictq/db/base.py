@@ -101,6 +101,7 @@ class Failure(NamedTuple):
     connection: str
     exception: str
     failed_at: datetime
+    uuid: str | None = None  # the payload's uuid, when the caller has read it (else it is read here)
 
 
 class Storage(abc.ABC):
@@ -114,6 +115,9 @@ class Storage(abc.ABC):
     # attempt past it, and a worker fails a job claimed at it (see ``claim``).
     attempts_limit: ClassVar[int] = 65535
     failed_rows_as_arrays: ClassVar[bool] = False  # insert_failed_many takes a column array each, not rows
+    # insert_failed_many skips a row whose uuid failed_jobs holds and returns the uuids it wrote
+    # (the uuid check folded into the insert; else failed_uuids_taken runs first).
+    failed_insert_returns_uuids: ClassVar[bool] = False
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False,
                  cache_table: str = "cache") -> None:
@@ -432,7 +436,7 @@ class Storage(abc.ABC):
             rows = [self._failed_row(failure) for failure in failures
                     if (failure.job.id, failure.job.attempts) in moved]
             if rows:
-                self._insert_failed(self._unique_uuids(rows))
+                self._insert_failed(rows)
         return moved
 
     def _delete_held(self, failures: Sequence[Failure]) -> set[tuple[int, int]]:
@@ -451,13 +455,39 @@ class Storage(abc.ABC):
     def _failed_row(self, failure: Failure) -> dict[str, Any]:
         job = failure.job
         return {
-            "uuid": fitted(_uuid_of(job.payload), 255),
+            "uuid": fitted(failure.uuid or _uuid_of(job.payload), 255),
             "connection": writable(failure.connection),
             "queue": writable(job.queue),
             "payload": writable(job.payload),
             "exception": writable(failure.exception),
             "failed_at": self.param_time(failure.failed_at),
         }
+
+    def _insert_failed(self, rows: list[dict[str, Any]]) -> None:
+        """Write failure records, in the caller's transaction: the one place a failed_jobs row is
+        written (every failure, one or a batch, comes through here).
+
+        Where the insert skips the uuids ``failed_jobs`` holds (:attr:`failed_insert_returns_uuids`),
+        the batch is written at once, each uuid's first row only; the rest (a uuid taken, or met
+        earlier in the batch: rare) is written next as elsewhere, checked first by
+        :meth:`_unique_uuids`."""
+        if self.failed_insert_returns_uuids:
+            first: list[dict[str, Any]] = []
+            again: list[dict[str, Any]] = []
+            batch_uuids: set[str] = set()
+            for row in rows:
+                (again if row["uuid"] in batch_uuids else first).append(row)
+                batch_uuids.add(row["uuid"])
+            written = self._insert_rows(first)
+            again_ids = {id(row) for row in again}
+            rows = [row for row in rows if id(row) in again_ids or row["uuid"] not in written]
+            if not rows:
+                return
+        rows = self._unique_uuids(rows)
+        written = self._insert_rows(rows)
+        if self.failed_insert_returns_uuids and len(written) < len(rows):  # a uuid taken since the check
+            raise DatabaseError(f"{self.describe()}: a failure record was not written: a unique key of "
+                                f"{self.failed_table} already holds it")
 
     def _unique_uuids(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows, each whose uuid ``failed_jobs`` (or an earlier row) already holds given a fresh one."""
@@ -475,14 +505,21 @@ class Storage(abc.ABC):
             seen.add(row["uuid"])
         return rows
 
-    def _insert_failed(self, rows: list[dict[str, Any]]) -> None:
-        """Write failure records, in the caller's transaction: the one place a failed_jobs row is
-        written (every failure, one or a batch, comes through here)."""
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Run ``insert_failed_many``; return the uuids written when it says
+        (:attr:`failed_insert_returns_uuids`), else an empty set."""
+        if not rows:
+            return set()
         with self._translated():
             if self.failed_rows_as_arrays:
-                self._execute("insert_failed_many", {column: [row[column] for row in rows] for column in rows[0]})
+                cursor = self._execute("insert_failed_many", {column: [row[column] for row in rows]
+                                                              for column in rows[0]})
             else:
-                self.connection.cursor().executemany(self.sql["insert_failed_many"], rows)
+                cursor = self.connection.cursor()
+                cursor.executemany(self.sql["insert_failed_many"], rows)
+            if self.failed_insert_returns_uuids:
+                return {str(found) for (found,) in cursor.fetchall()}
+        return set()
 
 
 def _by_attempts(jobs: Sequence[Reserved]) -> dict[int, list[int]]:
