@@ -234,3 +234,23 @@ def test_a_uuid_another_writer_is_recording_is_waited_for_then_recorded_anew(tmp
         assert records.pop(uuid_of(job)) == "RuntimeError: the other writer"
         assert list(records.values()) == [f"RuntimeError: job {job.id}\n(The job's uuid {uuid_of(job)} is already "
                                           "in failed_jobs: this failure is recorded under a new uuid.)\ntrace"]
+
+
+def test_a_uuid_already_failed_late_in_a_large_batch_leaves_one_record_per_failure(app: App) -> None:
+    """A batch large enough to be sent as several statements, the last job's uuid already in
+    failed_jobs: no record is written twice, that one is recorded under a fresh uuid."""
+    client = app.client(clock=lambda: 1000.0)
+    client.dispatch_many("test.record", [{"n": i} for i in range(40)])
+    storage = app.storage()
+    jobs = [job._replace(payload=json.dumps({**json.loads(job.payload), "pad": "x" * 40_000}))
+            for job in storage.claim("default", 1000, 90, 40)]  # ~1.6 MB of records
+    add_failed(storage, jobs[-1].payload, exception="RuntimeError: the first time")
+    assert len(storage.fail_many([failure(job) for job in jobs])) == 40
+    records = {str(uuid): str(text) for uuid, text in rows(storage, "SELECT uuid, exception FROM failed_jobs")}
+    assert len(records) == 41 and count_rows(storage, "failed_jobs") == 41
+    for job in jobs[:-1]:
+        assert records[uuid_of(job)] == f"RuntimeError: job {job.id}\ntrace"
+    assert records[uuid_of(jobs[-1])] == "RuntimeError: the first time"
+    (renamed,) = [text for text in records.values() if text.startswith(f"RuntimeError: job {jobs[-1].id}\n")]
+    assert f"(The job's uuid {uuid_of(jobs[-1])} is already in failed_jobs" in renamed
+    assert count_rows(storage, "jobs") == 0
