@@ -187,13 +187,22 @@ def failed_line(log: WorkerLog, name: str, job_id: int, uuid: str | None, queue:
 
 def describe(exc: BaseException) -> str:
     """``ExceptionClass: message`` on one line."""
-    message = " ".join(str(exc).split())
+    message = " ".join(message_of(exc).split())
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def message_of(exc: BaseException) -> str:
+    """``str(exc)``, or what :mod:`traceback` shows when that raises (a job's exception may
+    have a broken ``__str__``: that fails the job, never the worker)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any error of the job's own __str__
+        return "<exception str() failed>"
 
 
 def failure_text(exc: BaseException, why: str | None = None) -> str:
     """What goes into ``failed_jobs.exception``: a first line, the reason, the traceback."""
-    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}: {' '.join(str(exc).split())}".rstrip(": ")]
+    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}: {' '.join(message_of(exc).split())}".rstrip(": ")]
     if why:
         lines.append(f"Failed because {why}.")
     if exc.__traceback__ is not None and not isinstance(exc, JobFailure):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ictq import logs
 from ictq.worker.log import WorkerLog
-from ictq.worker.outcomes import failed_line, failure_text
+from ictq.worker.outcomes import describe, failed_line, failure_text
 
 
 class Lines(logging.Handler):
@@ -58,6 +58,11 @@ class Noted(Exception):
     pass
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("a broken __str__")
+
+
 def raised(make: type[BaseException], *args: object, note: str | None = None) -> BaseException:
     try:
         error = make(*args)
@@ -96,3 +101,11 @@ def test_a_failure_text_is_the_standard_one_however_often_it_repeats(make: objec
 
 def test_logs_word_and_fields_text_agree() -> None:
     assert logs.word('a "b"') == logs.fields_text({"k": 'a "b"'})[3:]
+
+
+def test_an_exception_whose_str_raises_still_makes_a_record() -> None:
+    exc = raised(Unprintable)
+    text = failure_text(exc, "it ran out of tries")
+    assert text.startswith(f"{__name__}.Unprintable: <exception str() failed>\nFailed because it ran out of tries.")
+    assert text.endswith(traceback.format_exception_only(type(exc), exc)[-1].rstrip("\n"))
+    assert describe(exc) == "Unprintable: <exception str() failed>"
