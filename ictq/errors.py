@@ -80,6 +80,14 @@ class SchemaError(DatabaseError):
     """The queue tables do not have the shape ictq expects."""
 
 
+class FailureUuidTaken(DatabaseError):
+    """A failure record's uuid is already in failed_jobs (its unique key refused the insert).
+
+    Raised and caught within :meth:`ictq.db.Storage.fail_many`, whose transaction it rolls back:
+    the batch is moved again, the uuids looked up first.
+    """
+
+
 class DispatchError(IctqError):
     """A job could not be dispatched."""
 

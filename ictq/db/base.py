@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ictq.config import DatabaseSettings
-from ictq.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, SchemaError, one_line
+from ictq.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, FailureUuidTaken, SchemaError, one_line
 from ictq.payload import clean, uuid_from_text
 from ictq.sql import load_queries, statements
 
@@ -101,6 +101,7 @@ class Failure(NamedTuple):
     connection: str
     exception: str
     failed_at: datetime
+    uuid: str | None = None  # the payload's uuid, when the caller has read it (else it is read here)
 
 
 class Storage(abc.ABC):
@@ -114,6 +115,12 @@ class Storage(abc.ABC):
     # attempt past it, and a worker fails a job claimed at it (see ``claim``).
     attempts_limit: ClassVar[int] = 65535
     failed_rows_as_arrays: ClassVar[bool] = False  # insert_failed_many takes a column array each, not rows
+    # insert_failed_many skips a row whose uuid failed_jobs holds and returns the uuids it wrote
+    # (the uuid check folded into the insert; else failed_uuids_taken runs first).
+    failed_insert_returns_uuids: ClassVar[bool] = False
+    # Else the insert may be tried first, the check skipped: a duplicate key refuses it
+    # (:meth:`_is_duplicate_key`), and the batch is moved again, the check first.
+    failed_insert_before_check: ClassVar[bool] = False
 
     def __init__(self, db: DatabaseSettings, jobs_table: str, failed_table: str, worker: bool = False,
                  cache_table: str = "cache") -> None:
@@ -423,16 +430,30 @@ class Storage(abc.ABC):
         that left its commit unknown writes no record twice. Every text is :func:`writable`. A
         failure record is never replaced: when ``failed_jobs`` already holds the job's uuid (a
         job failed twice, or two jobs share a uuid), this one is recorded under a fresh uuid,
-        its exception text saying which uuid the job had.
+        its exception text saying which uuid the job had. (Where the records are inserted before
+        their uuids are looked up, :attr:`failed_insert_before_check`, a batch whose insert a
+        taken uuid refuses is rolled back and moved again, the uuids looked up first.)
         """
         if not failures:
             return set()
+        if self.failed_insert_before_check:
+            try:
+                return self._move_failures(failures, check=False)
+            except FailureUuidTaken:
+                pass  # rolled back: moved again, the taken uuids looked up first
+        return self._move_failures(failures, check=True)
+
+    def _move_failures(self, failures: Sequence[Failure], check: bool) -> set[tuple[int, int]]:
+        """:meth:`fail_many`'s transaction; unless ``check``, the records are inserted without
+        looking up their uuids first (raises FailureUuidTaken, rolled back, when one is taken)."""
         with self.transaction():
             moved = self._delete_held(failures)
             rows = [self._failed_row(failure) for failure in failures
                     if (failure.job.id, failure.job.attempts) in moved]
-            if rows:
-                self._insert_failed(self._unique_uuids(rows))
+            if rows and (check or len({row["uuid"] for row in rows}) < len(rows)):
+                self._insert_failed(rows)
+            elif rows:
+                self._insert_rows(rows, refuse_taken=True)
         return moved
 
     def _delete_held(self, failures: Sequence[Failure]) -> set[tuple[int, int]]:
@@ -451,13 +472,39 @@ class Storage(abc.ABC):
     def _failed_row(self, failure: Failure) -> dict[str, Any]:
         job = failure.job
         return {
-            "uuid": fitted(_uuid_of(job.payload), 255),
+            "uuid": fitted(failure.uuid or _uuid_of(job.payload), 255),
             "connection": writable(failure.connection),
             "queue": writable(job.queue),
             "payload": writable(job.payload),
             "exception": writable(failure.exception),
             "failed_at": self.param_time(failure.failed_at),
         }
+
+    def _insert_failed(self, rows: list[dict[str, Any]]) -> None:
+        """Write failure records, in the caller's transaction, each uuid ``failed_jobs`` (or an
+        earlier row) holds recorded under a fresh one (:meth:`_unique_uuids`).
+
+        Where the insert skips the uuids ``failed_jobs`` holds (:attr:`failed_insert_returns_uuids`),
+        the batch is written at once, each uuid's first row only; the rest (a uuid taken, or met
+        earlier in the batch: rare) is written next as elsewhere, checked first by
+        :meth:`_unique_uuids`."""
+        if self.failed_insert_returns_uuids:
+            first: list[dict[str, Any]] = []
+            again: list[dict[str, Any]] = []
+            batch_uuids: set[str] = set()
+            for row in rows:
+                (again if row["uuid"] in batch_uuids else first).append(row)
+                batch_uuids.add(row["uuid"])
+            written = self._insert_rows(first)
+            again_ids = {id(row) for row in again}
+            rows = [row for row in rows if id(row) in again_ids or row["uuid"] not in written]
+            if not rows:
+                return
+        rows = self._unique_uuids(rows)
+        written = self._insert_rows(rows)
+        if self.failed_insert_returns_uuids and len(written) < len(rows):  # a uuid taken since the check
+            raise DatabaseError(f"{self.describe()}: a failure record was not written: a unique key of "
+                                f"{self.failed_table} already holds it")
 
     def _unique_uuids(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows, each whose uuid ``failed_jobs`` (or an earlier row) already holds given a fresh one."""
@@ -475,14 +522,32 @@ class Storage(abc.ABC):
             seen.add(row["uuid"])
         return rows
 
-    def _insert_failed(self, rows: list[dict[str, Any]]) -> None:
-        """Write failure records, in the caller's transaction: the one place a failed_jobs row is
-        written (every failure, one or a batch, comes through here)."""
+    def _insert_rows(self, rows: list[dict[str, Any]], refuse_taken: bool = False) -> set[str]:
+        """Run ``insert_failed_many``, in the caller's transaction: the one place a failed_jobs
+        row is written (every failure, one or a batch, comes through here). Return the uuids
+        written when it says (:attr:`failed_insert_returns_uuids`), else an empty set.
+        ``refuse_taken``: a duplicate key raises :class:`FailureUuidTaken`."""
+        if not rows:
+            return set()
         with self._translated():
-            if self.failed_rows_as_arrays:
-                self._execute("insert_failed_many", {column: [row[column] for row in rows] for column in rows[0]})
-            else:
-                self.connection.cursor().executemany(self.sql["insert_failed_many"], rows)
+            try:
+                if self.failed_rows_as_arrays:
+                    cursor = self._execute("insert_failed_many", {column: [row[column] for row in rows]
+                                                                  for column in rows[0]})
+                else:
+                    cursor = self.connection.cursor()
+                    cursor.executemany(self.sql["insert_failed_many"], rows)
+            except self._driver_error() as exc:
+                if refuse_taken and self._is_duplicate_key(exc):
+                    raise FailureUuidTaken from None
+                raise
+            if self.failed_insert_returns_uuids:
+                return {str(found) for (found,) in cursor.fetchall()}
+        return set()
+
+    def _is_duplicate_key(self, exc: BaseException) -> bool:
+        """Whether the driver's error is a unique key's refusal (a failure record's uuid taken)."""
+        return False
 
 
 def _by_attempts(jobs: Sequence[Reserved]) -> dict[int, list[int]]:

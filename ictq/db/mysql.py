@@ -30,6 +30,7 @@ _REFUSED = {1290, 1836}
 
 class MysqlStorage(Storage):
     dialect = "mysql"
+    failed_insert_before_check = True  # a duplicate key undoes the statement alone (InnoDB); fail_many redoes the batch
     begin_sql = "START TRANSACTION"
     attempts_limit = 255  # Laravel's migration: tinyint unsigned (ictq's own: smallint unsigned)
 
@@ -80,6 +81,9 @@ class MysqlStorage(Storage):
             return True
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         return code in _CONNECTION_ERRORS
+
+    def _is_duplicate_key(self, exc: BaseException) -> bool:
+        return bool(exc.args) and exc.args[0] == 1062  # ER_DUP_ENTRY
 
     def _inserted_id(self, cursor: Any) -> int:
         return int(cursor.lastrowid)

@@ -40,6 +40,7 @@ class PgsqlStorage(Storage):
     claim_is_one_statement = True
     attempts_limit = 32767  # smallint
     failed_rows_as_arrays = True
+    failed_insert_returns_uuids = True
     listening = False
     _listener: Any = None  # the direct LISTEN connection (DB_LISTEN_HOST), when there is one
 

@@ -33,6 +33,7 @@ MIGRATE_WAIT_MS = 60_000
 
 class SqliteStorage(Storage):
     dialect = "sqlite"
+    failed_insert_before_check = True
     begin_sql = "BEGIN IMMEDIATE"
 
     def _connect(self) -> Any:
@@ -87,6 +88,9 @@ class SqliteStorage(Storage):
         # "unable to open database file", "attempt to write a readonly database", "file is not a database"
         return DatabaseRefused if _primary_code(exc) in _PERMANENT_CODES else None
 
+    def _is_duplicate_key(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlite_errorcode", None) == _CONSTRAINT_UNIQUE
+
     def _is_connection_error(self, exc: BaseException) -> bool:
         # Busy past the timeout, I/O trouble, a full disk: transient from the worker's point of
         # view. A syntax or schema error ("no such column") is not.
@@ -119,6 +123,9 @@ def _text(value: Any) -> str:
 _CODE_OF_MESSAGE = (("database is locked", 5), ("is busy", 5), ("table is locked", 6), ("disk i/o error", 10),
                     ("disk is full", 13), ("unable to open database file", 14),
                     ("attempt to write a readonly database", 8), ("file is not a database", 26))
+
+
+_CONSTRAINT_UNIQUE = 2067  # SQLITE_CONSTRAINT_UNIQUE: a unique index refused a row
 
 
 def _primary_code(exc: BaseException) -> int | None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ictq import logs, payload, policy
 from ictq.config import Settings
 from ictq.db import Failure, Reserved, Storage
+from ictq.display import Masker
 from ictq.errors import DatabaseError, DatabaseUnavailable, JobFailure, JobTimeout, first_line
 from ictq.worker.failures import Report
 from ictq.worker.log import WorkerLog
@@ -43,6 +44,7 @@ class Outcomes:
         self.storage = storage
         self.batch = batch  # None: each failure is written at once
         self.settings = settings
+        self.masker = Masker(settings.secrets)  # the settings' secrets, found once (not per failure)
         self.stats = stats
         self.log = log
         self.clock = clock
@@ -55,7 +57,8 @@ class Outcomes:
         exceptions = running.envelope.exceptions + 1
         reason = policy.fails_after_attempt(running.policy, running.job.attempts, exceptions, int(self.clock()))
         if reason is not None:
-            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started)
+            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started,
+                      uuid=running.envelope.uuid[:64])
         else:
             self.retry(running, None, describe(exc), exception=True, exceptions=exceptions)
 
@@ -63,7 +66,8 @@ class Outcomes:
         reason = "failOnTimeout is set" if running.policy.fail_on_timeout else policy.fails_after_attempt(
             running.policy, running.job.attempts, running.envelope.exceptions, int(self.clock()))
         if reason is not None:
-            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started)
+            self.fail(running.job, exc, running.spec.name, why=reason, started=running.started,
+                      uuid=running.envelope.uuid[:64])
         else:
             self.retry(running, None, str(exc), exception=False)
 
@@ -91,14 +95,16 @@ class Outcomes:
         self.log.job(logging.WARNING, "released", running, delay=0, reason="worker forced to stop")
 
     def fail(self, job: Reserved, exc: BaseException, name: str, why: str | None = None,
-             started: float | None = None) -> None:
+             started: float | None = None, uuid: str | None = None) -> None:
         """Move the job to ``failed_jobs`` (``name``: see :func:`ictq.payload.name_of`), with the
         next batch when there is one. The ``failed`` line is logged once the row has moved
         (after an outage, when the kept write succeeds); a reservation lost meanwhile (another
-        worker took the job) is logged as such."""
-        record = logs.redact(failure_text(exc, why), self.settings.secrets)
+        worker took the job) is logged as such. ``uuid``: the payload's, when the caller has
+        parsed it (else, or when empty, it is read from the payload here, once)."""
+        record = logs.redact(failure_text(exc, why), self.masker)
+        job_uuid = uuid or payload.uuid_from_text(job.payload)
         failure = Failure(job, self.settings.queue_connection, record,
-                          datetime.fromtimestamp(self.clock(), timezone.utc))
+                          datetime.fromtimestamp(self.clock(), timezone.utc), job_uuid)
         elapsed = time.monotonic() - (started or time.monotonic())
 
         def report(moved: bool | DatabaseError) -> None:
@@ -110,8 +116,7 @@ class Outcomes:
             else:
                 self.failed += 1
                 self.stats.record(name, "failed", elapsed)
-                self.log.event(logging.ERROR, "failed", job=name, id=job.id, uuid=payload.uuid_from_text(job.payload),
-                               queue=job.queue, attempt=job.attempts, reason=first_line(record))
+                failed_line(self.log, name, job.id, job_uuid, job.queue, job.attempts, first_line(record))
 
         if self.batch is None:
             storage = self.storage
@@ -167,15 +172,37 @@ class Outcomes:
             self._pending.pop(0)
 
 
+def failed_line(log: WorkerLog, name: str, job_id: int, uuid: str | None, queue: str, attempt: int,
+                reason: str) -> None:
+    """Log ``failed worker=.. job=.. id=.. uuid=.. queue=.. attempt=.. reason=..`` at ERROR, the
+    line :meth:`WorkerLog.event` writes, with the fields that repeat from one failure to the
+    next (names, the reason) formatted once (:func:`ictq.logs.word`)."""
+    if not log.logger.isEnabledFor(logging.ERROR):
+        return
+    word = logs.word
+    logs.line(log.logger, logging.ERROR,
+              f"failed worker={word(log.name)} job={word(name)} id={job_id}{logs.fields_text({'uuid': uuid})}"
+              f" queue={word(queue)} attempt={attempt} reason={word(reason)}")
+
+
 def describe(exc: BaseException) -> str:
     """``ExceptionClass: message`` on one line."""
-    message = " ".join(str(exc).split())
+    message = " ".join(message_of(exc).split())
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def message_of(exc: BaseException) -> str:
+    """``str(exc)``, or what :mod:`traceback` shows when that raises (a job's exception may
+    have a broken ``__str__``: that fails the job, never the worker)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any error of the job's own __str__
+        return "<exception str() failed>"
 
 
 def failure_text(exc: BaseException, why: str | None = None) -> str:
     """What goes into ``failed_jobs.exception``: a first line, the reason, the traceback."""
-    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}: {' '.join(str(exc).split())}".rstrip(": ")]
+    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}: {' '.join(message_of(exc).split())}".rstrip(": ")]
     if why:
         lines.append(f"Failed because {why}.")
     if exc.__traceback__ is not None and not isinstance(exc, JobFailure):
@@ -200,8 +227,28 @@ def formatted_exception(exc: BaseException) -> list[str]:
         if len(_STACKS) >= _STACKS_MAX:
             _STACKS.clear()
         stack = _STACKS[tuple(key)] = traceback.extract_tb(exc.__traceback__).format()
-    return ["Traceback (most recent call last):\n", *stack, *traceback.format_exception_only(type(exc), exc)]
+    return ["Traceback (most recent call last):\n", *stack, *exception_only(exc)]
+
+
+def exception_only(exc: BaseException) -> list[str]:
+    """:func:`traceback.format_exception_only`, remembered by the exception's class and message
+    for an exception of the common kind (no notes, not a syntax error, a message that can be
+    read): a job's failures repeat the same few."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is not None or isinstance(exc, SyntaxError):
+        return traceback.format_exception_only(type(exc), exc)
+    try:
+        key = (type(exc), str(exc))
+    except Exception:  # noqa: BLE001 - a broken __str__: the standard formatting says so
+        return traceback.format_exception_only(type(exc), exc)
+    lines = _EXCEPTION_LINES.get(key)
+    if lines is None:
+        if len(_EXCEPTION_LINES) >= _STACKS_MAX:
+            _EXCEPTION_LINES.clear()
+        lines = _EXCEPTION_LINES[key] = traceback.format_exception_only(type(exc), exc)
+    return lines
 
 
 _STACKS: dict[tuple[tuple[Any, int, int], ...], list[str]] = {}
 _STACKS_MAX = 256
+_EXCEPTION_LINES: dict[tuple[type[BaseException], str], list[str]] = {}

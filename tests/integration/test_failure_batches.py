@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +22,8 @@ from ictq.errors import DatabaseError, DatabaseUnavailable
 from ictq.worker.claims import Claims
 from ictq.worker.failures import PendingFailures
 from ictq.worker.lease import LeaseKeeper
-from tests.support.app import App, count_rows, rows
+from tests.support.app import App, count_rows, migrated_app, rows, wait_for
+from tests.support.failed import add_failed
 
 FAILED_AT = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -163,3 +167,90 @@ def test_claims_hold_a_failed_job_until_its_failure_is_written_with_the_next_cla
     claims.fail(failure(second), written.append)
     claims.flush()  # at exit
     assert written == [True, True] and count_rows(storage, "failed_jobs") == 2
+
+
+def test_a_batch_with_uuids_already_failed_keeps_one_record_per_failure(app: App) -> None:
+    """A uuid failed_jobs holds (a retried job failing again) and a uuid met earlier in the same
+    batch are each recorded under a fresh uuid saying which uuid the job had; the batch's other
+    records keep their uuid and text."""
+    client = app.client(clock=lambda: 1000.0)
+    client.dispatch_many("test.record", [{"n": i} for i in range(5)])
+    storage = app.storage()
+    jobs = storage.claim("default", 1000, 90, 5)
+    jobs[4] = jobs[4]._replace(payload=jobs[2].payload)  # a payload copied by hand: jobs[2]'s uuid twice
+    add_failed(storage, jobs[1].payload, exception="RuntimeError: the first time")
+    assert len(storage.fail_many([failure(job) for job in jobs])) == 5
+    records = {str(uuid): str(text) for uuid, text in rows(storage, "SELECT uuid, exception FROM failed_jobs")}
+    assert len(records) == 6  # the earlier record and one per failure
+    assert records[uuid_of(jobs[1])] == "RuntimeError: the first time"
+    for job in (jobs[0], jobs[2], jobs[3]):
+        assert records[uuid_of(job)] == f"RuntimeError: job {job.id}\ntrace"
+    for job, had in ((jobs[1], uuid_of(jobs[1])), (jobs[4], uuid_of(jobs[2]))):
+        (text,) = [text for uuid, text in records.items() if text.startswith(f"RuntimeError: job {job.id}\n")]
+        assert text == (f"RuntimeError: job {job.id}\n(The job's uuid {had} is already in failed_jobs: "
+                        "this failure is recorded under a new uuid.)\ntrace")
+    assert count_rows(storage, "jobs") == 0
+
+
+def test_a_record_another_unique_key_refuses_fails_the_batch_and_loses_nothing(app: App) -> None:
+    """failed_jobs with a unique key of its own (beside the uuid's) that a record breaks: the
+    batch is refused (written again one failure at a time by the worker) and its jobs stay."""
+    client = app.client(clock=lambda: 1000.0)
+    client.dispatch_many("test.record", [{"n": i} for i in range(2)])
+    storage = app.storage()
+    jobs = storage.claim("default", 1000, 90, 2)
+    column = "exception(100)" if app.dialect == "mysql" else "exception"
+    storage.connection.cursor().execute(f"CREATE UNIQUE INDEX failed_jobs_test_exception ON failed_jobs ({column})")
+    add_failed(storage, jobs[1].payload.replace(uuid_of(jobs[1]), "00000000-0000-4000-8000-000000000000"),
+               exception=f"RuntimeError: job {jobs[1].id}\ntrace")
+    with pytest.raises(DatabaseError):
+        storage.fail_many([failure(job) for job in jobs])
+    assert sorted(job_id for (job_id,) in rows(storage, "SELECT id FROM jobs")) == sorted(job.id for job in jobs)
+    assert count_rows(storage, "failed_jobs") == 1
+    assert storage.fail_many([failure(jobs[0])]) == {(jobs[0].id, jobs[0].attempts)}
+
+
+def test_a_uuid_another_writer_is_recording_is_waited_for_then_recorded_anew(tmp_path: Path) -> None:
+    """PostgreSQL: the insert skips a uuid another transaction wrote once that one commits (it
+    waits for it), and the failure is recorded under a fresh uuid, as a uuid found taken is."""
+    with migrated_app("pgsql", tmp_path) as app:
+        app.client(clock=lambda: 1000.0).dispatch("test.record", {"n": 1})
+        storage, other = app.storage(), app.storage()
+        (job,) = storage.claim("default", 1000, 90, 1)
+        backend = storage.connection.info.backend_pid
+        with other.transaction():
+            other.connection.cursor().execute(
+                "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception, failed_at) "
+                "VALUES (%s, 'database', 'default', %s, 'RuntimeError: the other writer', now())",
+                (uuid_of(job), job.payload))
+            result: list[Any] = []
+            writer = threading.Thread(target=lambda: result.append(storage.fail_many([failure(job)])))
+            writer.start()
+            wait_for(lambda: rows(other, f"SELECT 1 FROM pg_stat_activity WHERE pid = {backend} "
+                                         "AND wait_event_type = 'Lock'"), what="the insert waits for the other writer")
+        writer.join()
+        assert result == [{(job.id, job.attempts)}]
+        records = {str(uuid): str(text) for uuid, text in rows(other, "SELECT uuid, exception FROM failed_jobs")}
+        assert records.pop(uuid_of(job)) == "RuntimeError: the other writer"
+        assert list(records.values()) == [f"RuntimeError: job {job.id}\n(The job's uuid {uuid_of(job)} is already "
+                                          "in failed_jobs: this failure is recorded under a new uuid.)\ntrace"]
+
+
+def test_a_uuid_already_failed_late_in_a_large_batch_leaves_one_record_per_failure(app: App) -> None:
+    """A batch large enough to be sent as several statements, the last job's uuid already in
+    failed_jobs: no record is written twice, that one is recorded under a fresh uuid."""
+    client = app.client(clock=lambda: 1000.0)
+    client.dispatch_many("test.record", [{"n": i} for i in range(40)])
+    storage = app.storage()
+    jobs = [job._replace(payload=json.dumps({**json.loads(job.payload), "pad": "x" * 40_000}))
+            for job in storage.claim("default", 1000, 90, 40)]  # ~1.6 MB of records
+    add_failed(storage, jobs[-1].payload, exception="RuntimeError: the first time")
+    assert len(storage.fail_many([failure(job) for job in jobs])) == 40
+    records = {str(uuid): str(text) for uuid, text in rows(storage, "SELECT uuid, exception FROM failed_jobs")}
+    assert len(records) == 41 and count_rows(storage, "failed_jobs") == 41
+    for job in jobs[:-1]:
+        assert records[uuid_of(job)] == f"RuntimeError: job {job.id}\ntrace"
+    assert records[uuid_of(jobs[-1])] == "RuntimeError: the first time"
+    (renamed,) = [text for text in records.values() if text.startswith(f"RuntimeError: job {jobs[-1].id}\n")]
+    assert f"(The job's uuid {uuid_of(jobs[-1])} is already in failed_jobs" in renamed
+    assert count_rows(storage, "jobs") == 0

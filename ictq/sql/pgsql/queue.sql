@@ -102,11 +102,15 @@ WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) AND reserved_at IS NOT NULL;
 -- name: fail_delete_many
 DELETE FROM "{jobs}" WHERE attempts = %(attempts)s AND id = ANY(%(ids)s) RETURNING id;
 
--- Many failure records in one statement, a column array each.
+-- Many failure records in one statement, a column array each, sent in binary (text arrays in
+-- text form are escaped element by element: payloads are full of quotes). A record whose uuid
+-- failed_jobs holds (its unique key) is skipped: the uuids returned are those written.
 -- name: insert_failed_many
 INSERT INTO "{failed_jobs}" (uuid, connection, queue, payload, exception, failed_at)
-SELECT * FROM unnest(%(uuid)s::varchar[], %(connection)s::text[], %(queue)s::text[], %(payload)s::text[],
-                     %(exception)s::text[], %(failed_at)s::timestamp[]);
+SELECT * FROM unnest(%(uuid)b::varchar[], %(connection)b::text[], %(queue)b::text[], %(payload)b::text[],
+                     %(exception)b::text[], %(failed_at)b::timestamp[])
+ON CONFLICT DO NOTHING
+RETURNING uuid;
 
 -- name: failed_uuids_taken
 SELECT uuid FROM "{failed_jobs}" WHERE uuid = ANY(%(uuids)s);
