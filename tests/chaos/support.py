@@ -108,9 +108,12 @@ class Supervisor:
             youngest = max((started for _, started in self.procs.values()), default=0.0)
             time.sleep(max(0.0, youngest + STARTSECS - time.monotonic()))
             for proc, _ in self.procs.values():
-                if proc.poll() is None:
+                if proc.poll() is None and proc.pid not in self.killed_pids:
                     proc.send_signal(signal.SIGTERM)
-            for proc, _ in self.procs.values():
+            for slot, (proc, started) in self.procs.items():
+                if proc.pid in self.killed_pids:  # killed just before the stop, not yet replaced
+                    self.exits.append(Exit(slot, proc.pid, proc.wait(timeout=10), time.monotonic() - started, True))
+                    continue
                 try:
                     self.final_codes.append(proc.wait(timeout=30))
                 except subprocess.TimeoutExpired:
