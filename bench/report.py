@@ -223,8 +223,9 @@ class Report:
               lambda v: v >= 10, "ratio")
         check(f"SQLite drain ≥ 10{TIMES} huey", self.ratio("sqlite", "huey", "drain", "rate"),
               lambda v: v >= 10, "ratio")
-        check(f"PostgreSQL failure drain ≥ 0.5{TIMES} the success drain", self.fail_ratio("pgsql"),
-              lambda v: v >= 0.5, "ratio")
+        for dialect in ("pgsql", "sqlite", "mariadb"):
+            check(f"{DB_LABEL[dialect]} failure drain ≥ 0.5{TIMES} the success drain", self.fail_ratio(dialect),
+                  lambda v: v >= 0.5, "ratio")
         check("PostgreSQL bulk dispatch ≥ 100k jobs/s", self.metric("pgsql", "ictq", "bulk", "bulk_rate"),
               lambda v: v >= 100_000, "rate")
         check("PostgreSQL latency p50 ≤ 2 ms", self.metric("pgsql", "ictq", "latency", "p50"),
