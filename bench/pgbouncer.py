@@ -52,28 +52,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def render_ini(directory: Path, port: int, mode: str, pool_size: int = 20) -> str:
-    """The ini of one pgbouncer in pool ``mode`` listening on ``port``, its files in ``directory``."""
+Server = tuple[str, int, str]  # PostgreSQL's host, port and user
+SERVER: Server = (dbs.HOST, dbs.PG_PORT, dbs.USER)  # the bench's
+
+
+def render_ini(directory: Path, port: int, mode: str, pool_size: int = 20, server: Server = SERVER) -> str:
+    """The ini of one pgbouncer in pool ``mode`` listening on ``port`` in front of ``server``,
+    its files in ``directory``."""
     if mode not in MODES:
         raise ValueError(f"pool mode {mode!r}: choose from {', '.join(MODES)}")
+    host, server_port, user = server
     return (
         "[databases]\n"
-        f"* = host={dbs.HOST} port={dbs.PG_PORT}\n"
+        f"* = host={host} port={server_port}\n"
         "[pgbouncer]\n"
         f"listen_addr = {dbs.HOST}\nlisten_port = {port}\n"
         "unix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {directory / 'userlist.txt'}\n"
-        f"admin_users = {dbs.USER}\n"
+        f"admin_users = {user}\n"
         f"pool_mode = {mode}\n"
         f"max_client_conn = 500\ndefault_pool_size = {pool_size}\n"
         f"logfile = {directory / 'pgbouncer.log'}\npidfile =\n"
-        # Every scenario has a database of its own, dropped after it: idle server connections go.
+        # Every scenario (and test) has a database of its own, dropped after it: idle server
+        # connections go.
         "server_idle_timeout = 5\nserver_lifetime = 60\n"
     )
 
 
-def render_userlist() -> str:
-    return f'"{dbs.USER}" ""\n'
+def render_userlist(user: str = dbs.USER) -> str:
+    return f'"{user}" ""\n'
 
 
 class PgBouncer:
@@ -118,8 +125,10 @@ class StartError(RuntimeError):
 
 
 @contextmanager
-def running(mode: str, pool_size: int = 20) -> Iterator[PgBouncer]:
-    """Start a pgbouncer in ``mode`` before the bench's PostgreSQL; stop it and remove its files after."""
+def running(mode: str, pool_size: int = 20, server: Server = SERVER,
+            kind: type[PgBouncer] = PgBouncer) -> Iterator[PgBouncer]:
+    """Start a pgbouncer in ``mode`` before ``server`` (the bench's PostgreSQL by default); stop
+    it and remove its files after. ``kind``: the class of what is yielded (the tests add to it)."""
     path = binary()
     if path is None:
         raise StartError(f"pgbouncer is not installed ({INSTALL_HINT})")
@@ -128,8 +137,8 @@ def running(mode: str, pool_size: int = 20) -> Iterator[PgBouncer]:
     proc: subprocess.Popen[bytes] | None = None
     try:
         port = free_port()
-        (directory / "userlist.txt").write_text(render_userlist())
-        (directory / "pgbouncer.ini").write_text(render_ini(directory, port, mode, pool_size))
+        (directory / "userlist.txt").write_text(render_userlist(server[2]))
+        (directory / "pgbouncer.ini").write_text(render_ini(directory, port, mode, pool_size, server))
         argv = [path, str(directory / "pgbouncer.ini")]
         if as_root:
             entry = pwd.getpwnam(RUN_AS)
@@ -142,7 +151,7 @@ def running(mode: str, pool_size: int = 20) -> Iterator[PgBouncer]:
             if time.monotonic() > deadline:
                 raise StartError("pgbouncer did not listen within 30 s")
             time.sleep(0.05)
-        bouncer = PgBouncer(mode, directory, port, proc)
+        bouncer = kind(mode, directory, port, proc)
         if proc.poll() is not None:
             stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
             raise StartError(f"pgbouncer did not start (exit {proc.returncode}): {stderr.strip()} "
