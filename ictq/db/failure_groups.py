@@ -87,25 +87,30 @@ class FailureGroupsRepository:
     def fingerprints(self) -> tuple[Fingerprint, Fingerprint]:
         """``(failed_jobs, members)``: equal when every failed job has its member row and no more.
         The first counts failed_jobs (its smallest index); the second is kept with the members."""
-        ((rows, highest, total),) = self.storage.fetch("triage_fingerprint_failed")
-        failed = Fingerprint(int(rows), int(highest), int(total))
-        kept = self.storage.fetch("triage_fingerprint_members")
-        if not kept or int(kept[0][0]) < 0:  # not counted since the upgrade: count the members
-            ((rows, highest, total),) = self.storage.fetch("triage_scan_members")
-            return failed, Fingerprint(int(rows), int(highest), int(total))
-        (rows, highest, total), = kept
-        return failed, Fingerprint(int(rows), int(highest), int(total))
+        failed = self._counted("triage_fingerprint_failed")
+        kept = self._kept("triage_fingerprint_members")
+        return failed, kept or self._counted("triage_scan_members")  # not kept since the upgrade: counted
+
+    def _counted(self, statement: str) -> Fingerprint:
+        """An aggregate's fingerprint (one row, always)."""
+        ((rows, highest, total),) = self.storage.fetch(statement)
+        return Fingerprint(int(rows), int(highest), int(total))
+
+    def _kept(self, statement: str) -> Fingerprint | None:
+        """The members' fingerprint kept in the ``signed`` row; None when there is none yet."""
+        found = self.storage.fetch(statement)
+        kept = Fingerprint(*(int(value) for value in found[0])) if found else None
+        return kept if kept is not None and kept.rows >= 0 else None
 
     def _lock(self) -> Fingerprint:
         """Take the side tables' lock (inside a transaction); return the members' fingerprint,
         counted first (with the tally) when the upgrade left it uncounted."""
-        ((rows, highest, total),) = self.storage.fetch("triage_lock")
-        if int(rows) >= 0:
-            return Fingerprint(int(rows), int(highest), int(total))
+        kept = self._kept("triage_lock")
+        if kept is not None:
+            return kept
         self.storage.run("triage_tally_clear")
         self.storage.run("triage_tally_rebuild")
-        ((rows, highest, total),) = self.storage.fetch("triage_scan_members")
-        return Fingerprint(int(rows), int(highest), int(total))
+        return self._counted("triage_scan_members")
 
     def _set(self, fingerprint: Fingerprint) -> None:
         self.storage.run("triage_set_fingerprint", {"members": fingerprint.rows, "highest": fingerprint.highest,

@@ -19,15 +19,29 @@ class WorkerLog:
     def event(self, level: int, action: str, **fields: Any) -> None:
         logs.event(self.logger, level, action, worker=self.name, **fields)
 
+    def tag(self, name: str, job_id: int, uuid: str | None, queue: str, attempt: int) -> str:
+        """`` worker=.. job=.. id=.. uuid=.. queue=.. attempt=..``: a job's fields as its lines
+        carry them (the names that repeat from one line to the next formatted once,
+        :func:`ictq.logs.word`)."""
+        word = logs.word
+        return (f" worker={word(self.name)} job={word(name)} id={job_id}{logs.fields_text({'uuid': uuid})}"
+                f" queue={word(queue)} attempt={attempt}")
+
     def job(self, level: int, action: str, running: Running, **fields: Any) -> None:
         """``action worker=.. job=.. id=.. uuid=.. queue=.. attempt=.. fields..``: the job's own
         fields are formatted once, for its first line, and reused for the next."""
         if not self.logger.isEnabledFor(level):
             return
         if not running.tag:
-            job, word = running.job, logs.word
-            running.tag = (f" worker={word(self.name)} job={word(running.spec.name)} id={job.id}"
-                           f"{logs.fields_text({'uuid': running.envelope.uuid})}"
-                           f" queue={word(job.queue)} attempt={job.attempts}")
+            job = running.job
+            running.tag = self.tag(running.spec.name, job.id, running.envelope.uuid, job.queue, job.attempts)
         text = action + running.tag
         logs.line(self.logger, level, text + logs.fields_text(fields) if fields else text)
+
+    def failed(self, name: str, job_id: int, uuid: str | None, queue: str, attempt: int, reason: str) -> None:
+        """``failed worker=.. job=.. id=.. uuid=.. queue=.. attempt=.. reason=..`` at ERROR: the
+        line :meth:`event` writes, for a job that may have no :class:`Running` (a batch written
+        later), the reason (which repeats from one failure to the next) formatted once."""
+        if self.logger.isEnabledFor(logging.ERROR):
+            logs.line(self.logger, logging.ERROR,
+                      f"failed{self.tag(name, job_id, uuid, queue, attempt)} reason={logs.word(reason)}")

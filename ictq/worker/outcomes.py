@@ -116,7 +116,7 @@ class Outcomes:
             else:
                 self.failed += 1
                 self.stats.record(name, "failed", elapsed)
-                failed_line(self.log, name, job.id, job_uuid, job.queue, job.attempts, first_line(record))
+                self.log.failed(name, job.id, job_uuid, job.queue, job.attempts, first_line(record))
 
         if self.batch is None:
             storage = self.storage
@@ -170,19 +170,6 @@ class Outcomes:
             except DatabaseError as exc:
                 self.log.event(logging.ERROR, "write-failed", operation=action, error=str(exc))
             self._pending.pop(0)
-
-
-def failed_line(log: WorkerLog, name: str, job_id: int, uuid: str | None, queue: str, attempt: int,
-                reason: str) -> None:
-    """Log ``failed worker=.. job=.. id=.. uuid=.. queue=.. attempt=.. reason=..`` at ERROR, the
-    line :meth:`WorkerLog.event` writes, with the fields that repeat from one failure to the
-    next (names, the reason) formatted once (:func:`ictq.logs.word`)."""
-    if not log.logger.isEnabledFor(logging.ERROR):
-        return
-    word = logs.word
-    logs.line(log.logger, logging.ERROR,
-              f"failed worker={word(log.name)} job={word(name)} id={job_id}{logs.fields_text({'uuid': uuid})}"
-              f" queue={word(queue)} attempt={attempt} reason={word(reason)}")
 
 
 def describe(exc: BaseException) -> str:

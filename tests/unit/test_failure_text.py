@@ -1,5 +1,5 @@
 """A failure's record and log line, made with what is remembered from the failures before it,
-are what the standard formatting makes (:mod:`ictq.worker.outcomes`)."""
+are what the standard formatting makes (:mod:`ictq.worker.outcomes`, :meth:`ictq.worker.log.WorkerLog.failed`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ictq import logs
 from ictq.worker.log import WorkerLog
-from ictq.worker.outcomes import describe, failed_line, failure_text
+from ictq.worker.outcomes import describe, failure_text
 
 
 class Lines(logging.Handler):
@@ -41,7 +41,7 @@ def test_the_failed_line_is_the_event_line(worker: str, name: str, uuid: str | N
                                            job_id: int, attempt: int) -> None:
     log, lines = worker_log(worker)
     for _ in range(2):  # the second time from what was remembered
-        failed_line(log, name, job_id, uuid, queue, attempt, reason)
+        log.failed(name, job_id, uuid, queue, attempt, reason)
         log.event(logging.ERROR, "failed", job=name, id=job_id, uuid=uuid, queue=queue, attempt=attempt,
                   reason=reason)
     assert lines.lines[0] == lines.lines[1] == lines.lines[2] == lines.lines[3]
@@ -50,7 +50,7 @@ def test_the_failed_line_is_the_event_line(worker: str, name: str, uuid: str | N
 def test_no_failed_line_below_its_level() -> None:
     log, lines = worker_log("quiet")
     log.logger.setLevel(logging.CRITICAL)
-    failed_line(log, "job", 1, None, "default", 1, "boom")
+    log.failed("job", 1, None, "default", 1, "boom")
     assert lines.lines == []
 
 
