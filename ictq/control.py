@@ -14,13 +14,18 @@ signal (``illuminate:queue:restart``, Laravel 11's ``illuminate:queue:paused:...
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ictq import laravel_cache
+from ictq.config import Settings
 from ictq.db import Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
+from ictq.errors import IctqError
 from ictq.laravel_cache import CacheStore
 
-__all__ = ["ControlState", "laravel_pause", "laravel_restart", "laravel_resume", "pause", "read", "request_restart",
-           "resume"]
+__all__ = ["ControlState", "Signalled", "laravel_pause", "laravel_restart", "laravel_resume", "pause", "read",
+           "request_restart", "resume", "signal_pause", "signal_restart", "signal_resume"]
 
 
 def read(storage: Storage) -> ControlState:
@@ -61,3 +66,49 @@ def laravel_resume(store: CacheStore, connection: str, queue: str) -> bool:
     was_paused = bool(store.get(key))
     store.forget(key)
     return was_paused
+
+
+# -- both at once: what `ictq restart/pause/resume` and the dashboard do -------------------------
+
+@dataclass(frozen=True)
+class Signalled:
+    """What a signal reached: ictq's workers always; ``laravel`` names the Laravel app's cache
+    store when one is beside ictq, and ``error`` says why it could not be told. ``changed``:
+    for a resume, whether the queue was paused."""
+
+    laravel: str | None = None
+    error: str | None = None
+    changed: bool = True
+
+
+def signal_restart(settings: Settings, storage: Storage, now: float) -> Signalled:
+    request_restart(storage, now)
+    return _tell_laravel(settings, storage, lambda store: bool(laravel_restart(store, now)), True)
+
+
+def signal_pause(settings: Settings, storage: Storage, queue: str, now: float) -> Signalled:
+    pause(storage, queue, now)
+
+    def tell(store: CacheStore) -> bool:
+        laravel_pause(store, settings.queue_connection, queue)
+        return True
+
+    return _tell_laravel(settings, storage, tell, True)
+
+
+def signal_resume(settings: Settings, storage: Storage, queue: str) -> Signalled:
+    was_paused = resume(storage, queue)
+    told = _tell_laravel(settings, storage, lambda store: laravel_resume(store, settings.queue_connection, queue),
+                         was_paused)
+    return Signalled(told.laravel, told.error, told.changed or was_paused)
+
+
+def _tell_laravel(settings: Settings, storage: Storage, action: Callable[[CacheStore], bool],
+                  changed: bool) -> Signalled:
+    store = laravel_cache.open_store(settings, storage)
+    if store is None:
+        return Signalled(changed=changed)
+    try:
+        return Signalled(store.name, changed=action(store))
+    except IctqError as exc:
+        return Signalled(store.name, error=str(exc), changed=changed)

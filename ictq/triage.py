@@ -296,3 +296,20 @@ def members(storage: Storage, group: Group, queues: Sequence[str] = ()) -> Itera
             batch = [row for row in map(ops.FailedRow.of, jobs) if key_of(row)[0] == group.id]
             if batch:
                 yield batch
+
+
+def retry_group(storage: Storage, group: Group, now: int, queues: Sequence[str] = (),
+                deadline: int | None = None) -> ops.Retried:
+    """Put every failed job of ``group`` back on its queue (see :func:`ops.retry`), batch by batch."""
+    moved: list[ops.FailedRow] = []
+    refused: list[tuple[ops.FailedRow, str]] = []
+    for batch in members(storage, group, queues):
+        done = ops.retry(storage, batch, now, deadline)
+        moved.extend(done.moved)
+        refused.extend(done.refused)
+    return ops.Retried(moved, refused)
+
+
+def forget_group(storage: Storage, group: Group, queues: Sequence[str] = ()) -> int:
+    """Delete every failed job of ``group``; return how many went."""
+    return sum(ops.forget_many(storage, batch) for batch in members(storage, group, queues))

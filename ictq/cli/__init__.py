@@ -19,7 +19,7 @@ import traceback
 import click
 
 from ictq import __version__
-from ictq.cli import deploy, failed, mail, monitor, queue, work
+from ictq.cli import dashboard, deploy, failed, mail, monitor, queue, work
 from ictq.cli.state import State
 from ictq.errors import IctqError
 
@@ -42,6 +42,7 @@ for command in (
     monitor.status, monitor.workers, monitor.monitor, monitor.health, monitor.metrics,
     deploy.supervisor_config,
     mail.test_email,
+    dashboard.dashboard,
 ):
     root.add_command(command)
 

@@ -174,9 +174,10 @@ def forget(state: State, ref: str | None, group_ref: str | None, queue: str | No
             return
         assert group_ref is not None
         group = triage.resolve(storage, group_ref, comma_list(queue))
-        count = 0
-        for batch in triage.members(storage, group, comma_list(queue)):
-            count += len(batch) if dry_run else ops.forget_many(storage, batch)
+        if dry_run:
+            count = sum(len(batch) for batch in triage.members(storage, group, comma_list(queue)))
+        else:
+            count = triage.forget_group(storage, group, comma_list(queue))
     verb = "would forget" if dry_run else "forgot"
     say(f"{verb} {count} failed job(s) of group {group.id} ({group.job}: {group.signature})"
                + (" (dry run)" if dry_run else ""))

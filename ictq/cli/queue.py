@@ -10,8 +10,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 import click
 
@@ -31,9 +29,7 @@ from ictq.cli.output import age, emit, say, table
 from ictq.cli.state import State, pass_state
 from ictq.cli.work import import_job_modules
 from ictq.config import Settings
-from ictq.errors import ConfigError, IctqError
-
-T = TypeVar("T")
+from ictq.errors import ConfigError
 
 
 @click.command()
@@ -152,12 +148,9 @@ def restart(state: State) -> None:
     """
     settings = state.settings
     with state.storage() as storage:
-        control.request_restart(storage, time.time())
-        laravel = laravel_cache.open_store(settings, storage)
-        if laravel is not None:
-            _tell_laravel(lambda: control.laravel_restart(laravel, time.time()),
-                          "ictq workers will restart, but Laravel's were not told", "php artisan queue:restart")
-    also = f" (and Laravel's, through its {laravel.name} cache)" if laravel is not None else ""
+        told = control.signal_restart(settings, storage, time.time())
+    _refused(told, "ictq workers will restart, but Laravel's were not told", "php artisan queue:restart")
+    also = f" (and Laravel's, through its {told.laravel} cache)" if told.laravel is not None else ""
     click.echo(f"restart requested: workers{also} exit after their current job (Supervisor starts them again)")
     _warn_unreachable(settings)
 
@@ -169,12 +162,9 @@ def pause(state: State, queue: str) -> None:
     """Stop every worker from taking jobs from QUEUE (queue:pause)."""
     settings = state.settings
     with state.storage() as storage:
-        control.pause(storage, queue, time.time())
-        laravel = laravel_cache.open_store(settings, storage)
-        if laravel is not None:
-            _tell_laravel(lambda: control.laravel_pause(laravel, settings.queue_connection, queue),
-                          f"ictq workers pause {queue}, but Laravel's were not told",
-                          f"php artisan queue:pause {settings.queue_connection}:{queue}")
+        told = control.signal_pause(settings, storage, queue, time.time())
+    _refused(told, f"ictq workers pause {queue}, but Laravel's were not told",
+             f"php artisan queue:pause {settings.queue_connection}:{queue}")
     say(f"paused {queue}: workers take no new jobs from it (ictq resume {queue} to undo)")
     _warn_unreachable(settings)
 
@@ -186,23 +176,18 @@ def resume(state: State, queue: str) -> None:
     """Let workers take jobs from QUEUE again (queue:resume)."""
     settings = state.settings
     with state.storage() as storage:
-        was_paused = control.resume(storage, queue)
-        laravel = laravel_cache.open_store(settings, storage)
-        if laravel is not None:
-            was_paused = _tell_laravel(
-                lambda: control.laravel_resume(laravel, settings.queue_connection, queue),
-                f"ictq workers resume {queue}, but Laravel's were not told",
-                f"php artisan queue:continue {settings.queue_connection}:{queue}") or was_paused
+        told = control.signal_resume(settings, storage, queue)
+    _refused(told, f"ictq workers resume {queue}, but Laravel's were not told",
+             f"php artisan queue:continue {settings.queue_connection}:{queue}")
+    was_paused = told.changed
     say(f"resumed {queue}" if was_paused else f"{queue} was not paused")
 
 
-def _tell_laravel(action: Callable[[], T], done: str, instead: str) -> T:
-    """Write a signal to Laravel's cache; when it cannot be written, one line saying what was
-    done, why Laravel was not told, and the command that tells it."""
-    try:
-        return action()
-    except IctqError as exc:
-        raise click.ClickException(f"{done}: {exc} (run {instead})") from None
+def _refused(told: control.Signalled, done: str, instead: str) -> None:
+    """When Laravel's cache could not be told: one line saying what was done, why Laravel was
+    not told, and the command that tells it."""
+    if told.error is not None:
+        raise click.ClickException(f"{done}: {told.error} (run {instead})")
 
 
 def _warn_unreachable(settings: Settings) -> None:
