@@ -129,6 +129,7 @@ class Settings:
     prune_failed_hours: int = 0
     beat_every: float = 5.0  # seconds between a worker's heartbeats (ICTQ_BEAT_EVERY)
     prune_every: float = 3600.0  # seconds between a worker's prunes of old failed jobs (ICTQ_PRUNE_EVERY)
+    history_days: int = 7  # days of per-minute history kept in ictq_history (ICTQ_HISTORY_DAYS)
     laravel_cache: LaravelCacheSettings | None = None  # where the Laravel app's queue signals live
 
     @property
@@ -289,6 +290,7 @@ def settings_from_values(values: Mapping[str, str], app_dir: Path, env_file: Pat
         prune_failed_hours=reader.integer("ICTQ_PRUNE_FAILED_HOURS", 0, minimum=0, maximum=MAX_HOURS),
         beat_every=reader.seconds("ICTQ_BEAT_EVERY", 5.0, minimum=0.05, maximum=10),  # a third of DEAD_AFTER at most
         prune_every=reader.seconds("ICTQ_PRUNE_EVERY", 3600.0, minimum=0.05, maximum=7 * 24 * 3600),
+        history_days=reader.integer("ICTQ_HISTORY_DAYS", 7, minimum=1, maximum=400),
         laravel_cache=_laravel_cache_settings(reader, app_dir),
     )
 

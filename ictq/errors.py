@@ -143,6 +143,10 @@ class InvalidAddress(IctqError, ValueError):
     """The text is not a single, sendable e-mail address."""
 
 
+class UnknownSpan(IctqError, ValueError):
+    """No history chart has that span (see :data:`ictq.history.SPANS`)."""
+
+
 class RenderError(IctqError):
     """A notification cannot be rendered (missing template, unknown locale, template error)."""
 

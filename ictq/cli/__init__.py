@@ -3,8 +3,9 @@
 One module per command family, every command registered below, in one place:
 :mod:`~ictq.cli.work` (``work``), :mod:`~ictq.cli.queue` (the jobs table and the workers'
 flags), :mod:`~ictq.cli.failed` (failed jobs), :mod:`~ictq.cli.monitor` (status, health,
-metrics), :mod:`~ictq.cli.deploy` (``supervisor-config``), :mod:`~ictq.cli.mail`
-(``test-email``). Each reaches the settings through the one :class:`~ictq.cli.state.State`.
+metrics), :mod:`~ictq.cli.capacity` (capacity advice), :mod:`~ictq.cli.deploy`
+(``supervisor-config``), :mod:`~ictq.cli.mail` (``test-email``). Each reaches the settings
+through the one :class:`~ictq.cli.state.State`.
 
 Every error is one line on stderr (``ictq: error: ...``) and a non-zero exit code; set
 ``ICTQ_DEBUG=1`` to see a traceback for an unexpected error.
@@ -19,7 +20,7 @@ import traceback
 import click
 
 from ictq import __version__
-from ictq.cli import dashboard, deploy, failed, mail, monitor, queue, work
+from ictq.cli import capacity, dashboard, deploy, failed, mail, monitor, queue, work
 from ictq.cli.state import State
 from ictq.errors import IctqError
 
@@ -40,6 +41,7 @@ for command in (
     queue.restart, queue.pause, queue.resume,
     failed.failed, failed.retry, failed.forget, failed.flush, failed.prune_failed,
     monitor.status, monitor.workers, monitor.monitor, monitor.health, monitor.metrics,
+    capacity.capacity,
     deploy.supervisor_config,
     mail.test_email,
     dashboard.dashboard,

@@ -32,8 +32,8 @@ MAX_CONTROL_NAME = 191  # ictq_control.name: varchar(191)
 
 __all__ = [
     "BACKOFF", "COUNT", "FAILED_REF", "HOURS", "JOB_NAME", "LIMIT", "MEGABYTES", "NAME", "PAUSED_QUEUE", "QUEUE",
-    "QUEUES", "SECONDS", "TRIES", "WHOLE_SECONDS", "Decimal", "Name", "NameList", "WholeNumber", "comma_list",
-    "json_option", "queue_option",
+    "QUEUES", "SECONDS", "TRIES", "WHOLE_SECONDS", "Decimal", "Duration", "Name", "NameList", "WholeNumber",
+    "comma_list", "json_option", "queue_option",
 ]
 
 MAX_NAME = 255  # the queue column of Laravel's jobs table: varchar(255)
@@ -69,6 +69,31 @@ class Decimal(click.ParamType[float]):
             return decimal_number(text, self.minimum, self.maximum)
         except ValueError as exc:
             self.fail(f"{shown(text)} {exc}", param, ctx)
+
+
+class Duration(click.ParamType[float]):
+    """Seconds, or a number with a unit: ``10``, ``10s``, ``1.5m``, ``15m``, ``2h``, ``1d``, within a
+    range (in seconds)."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def __init__(self, minimum: float = 0, maximum: float = MAX_SECONDS) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        unit = self.UNITS.get(text[-1:].lower(), 0)
+        try:
+            seconds = decimal_number(text[:-1] if unit else text, 0, MAX_SECONDS) * (unit or 1)
+        except ValueError:
+            self.fail(f"{shown(text)} is not a duration (a number of seconds, or with s, m, h or d: 10s, 15m)",
+                      param, ctx)
+        if not self.minimum <= seconds <= self.maximum:
+            self.fail(f"{shown(text)} is out of range ({self.minimum:g}s to {self.maximum:g}s)", param, ctx)
+        return seconds
 
 
 class Backoff(click.ParamType[tuple[int, ...]]):

@@ -85,12 +85,14 @@ class NewJob(NamedTuple):
 
 class Reserved(NamedTuple):
     """A claimed row. ``(id, attempts)`` identifies this reservation. (A named tuple: claims
-    make hundreds at a time.)"""
+    make hundreds at a time.) ``available_at``: when the job became claimable (unix seconds; 0
+    where unknown), for its wait time in the history (:mod:`ictq.worker.history`)."""
 
     id: int
     queue: str
     payload: str
     attempts: int
+    available_at: int = 0
 
 
 class Failure(NamedTuple):

@@ -98,8 +98,8 @@ class MysqlStorage(Storage):
             cursor.execute(reserve, {"now": params["now"], "ids": [row[0] for row in rows],
                                      "max_attempts": self.attempts_limit})
         limit = self.attempts_limit
-        return [Reserved(id, queue, payload, attempts + 1 if attempts < limit else attempts)
-                for id, queue, payload, attempts in rows]
+        return [Reserved(id, queue, payload, attempts + 1 if attempts < limit else attempts, available_at)
+                for id, queue, payload, attempts, available_at in rows]
 
     def _deleted_ids(self, params: dict[str, Any]) -> list[Any]:
         # The fail_delete_many statement of mysql/queue.sql is two: lock the rows still held, delete them.

@@ -109,8 +109,8 @@ class SqliteStorage(Storage):
     def _claim_rows(self, params: dict[str, Any]) -> list[Reserved]:
         # A payload another program stored as a BLOB arrives as bytes: decoded here as text is
         # (bad bytes kept as surrogates, which the payload check reports).
-        return [Reserved(id, queue, payload if type(payload) is str else _text(payload), attempts)
-                for id, queue, payload, attempts in self._execute("claim", params).fetchall()]
+        return [Reserved(id, queue, payload if type(payload) is str else _text(payload), attempts, available_at)
+                for id, queue, payload, attempts, available_at in self._execute("claim", params).fetchall()]
 
 
 def _text(value: Any) -> str:

@@ -16,6 +16,13 @@ touched. Rows of workers gone for ``forget_after`` seconds are deleted. With
 ``ICTQ_PRUNE_FAILED_HOURS``, failed jobs older than that are deleted, at most once per
 ``prune_every`` seconds.
 
+With each beat it also adds the per-minute job history recorded since the last beat
+(:mod:`ictq.worker.history`) to ``ictq_history``, in one transaction; a write that fails keeps
+the counts for the next beat (and for :meth:`Housekeeping.leave`). The first worker whose beat
+falls in a new minute (the one that marks it in ``ictq_history_marks``) stores the queues' sizes
+of that minute in ``ictq_history_sizes``, for the whole fleet. History older than
+``ICTQ_HISTORY_DAYS`` days is deleted at the prune interval.
+
 The intervals are constructor arguments (:class:`Intervals`); a worker takes them from its
 settings (``ICTQ_BEAT_EVERY``, ``ICTQ_PRUNE_EVERY``: 5 s and an hour unless set), and tests
 use short ones.
@@ -35,11 +42,13 @@ from typing import NamedTuple
 from ictq import ops
 from ictq.config import Settings
 from ictq.db import Reserved, Storage
+from ictq.db.history import HistoryRepository, QueueSnapshot
 from ictq.db.stats import StatsRepository
 from ictq.db.workers import BOOT_ID, WorkerRecord, WorkersRepository
-from ictq.errors import DatabaseError, DatabaseRefused
+from ictq.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable
 from ictq.pace import Every
 from ictq.worker import crash_marker
+from ictq.worker.history import JobHistory
 from ictq.worker.log import WorkerLog
 from ictq.worker.stats import JobStats
 
@@ -82,7 +91,7 @@ class Housekeeping:
 
     def __init__(self, storage: Storage, settings: Settings, identity: Identity, activity: Callable[[], Activity],
                  stats: JobStats, log: WorkerLog, clock: Callable[[], float],
-                 intervals: Intervals = Intervals()) -> None:
+                 intervals: Intervals = Intervals(), history: JobHistory | None = None) -> None:
         self.storage = storage
         self.workers = WorkersRepository(storage)
         self.stats_rows = StatsRepository(storage)
@@ -95,6 +104,11 @@ class Housekeeping:
         self.intervals = intervals
         self._beat_at = float("-inf")
         self._prune = Every(intervals.prune_every)
+        self.history = history if history is not None else JobHistory()
+        self.history_rows = HistoryRepository(storage)
+        self._prune_history = Every(intervals.prune_every)
+        self._sizes_minute: int | None = None  # the last minute this worker tried to snapshot
+        self._history_failing = False
 
     def due(self) -> float:
         return self._beat_at + self.intervals.beat_every
@@ -132,10 +146,69 @@ class Housekeeping:
             job.id if job else None, job.attempts if job else None, job_name if job else None,
             processed, failed), held)
         self.stats_rows.put(self.stats.changed(me.id))
+        self.add_history(now)
+        self._snapshot_sizes_if_new_minute(now)
         for record in self.reap(now):
             self.log.event(logging.WARNING, "worker-reaped", dead=record.name, host=record.host, pid=record.pid,
                            released=record.job_id)
         self._prune_failed_if_due()
+        self._prune_history_if_due(now)
+
+    def add_history(self, now: int) -> bool:
+        """Add the history recorded since the last beat to ``ictq_history`` (one transaction);
+        on a DatabaseError keep it for the next beat (the minutes older than ``ICTQ_HISTORY_DAYS``
+        excepted: they would be pruned) and return False. A DatabaseUnavailable is raised (after
+        keeping the counts): the rest of the beat would meet it too."""
+        rows = self.history.take()
+        if not rows:
+            return True
+        try:
+            self.history_rows.add(rows)
+        except DatabaseError as exc:
+            keep_after = now - self.settings.history_days * 86400
+            self.history.give_back([row for row in rows if row.minute >= keep_after])
+            if isinstance(exc, DatabaseUnavailable):
+                raise
+            if not self._history_failing:
+                self.log.event(logging.WARNING, "history-write-failed", error=str(exc),
+                               note="the counts are kept and added with the next beat")
+            self._history_failing = True
+            return False
+        self._history_failing = False
+        return True
+
+    def _snapshot_sizes_if_new_minute(self, now: int) -> None:
+        """The first beat of a minute: mark it; the one worker of the fleet that marked it first
+        stores the queues' sizes (pending, delayed, reserved; no failed_jobs count)."""
+        minute = now // 60 * 60
+        if minute == self._sizes_minute:
+            return
+        try:
+            won = self.history_rows.mark(minute)
+            self._sizes_minute = minute
+            if won:
+                sizes = ops.sizes(self.storage, now, failed_counts=[])
+                self.history_rows.put_sizes(minute, [QueueSnapshot(s.queue, s.pending, s.delayed, s.reserved)
+                                                     for s in sizes])
+        except DatabaseUnavailable:
+            raise
+        except DatabaseError as exc:
+            self.log.event(logging.DEBUG, "history-sizes-failed", error=str(exc))
+
+    def _prune_history_if_due(self, now: int) -> None:
+        """Delete the history older than ``ICTQ_HISTORY_DAYS`` days, at most once per ``prune_every`` seconds."""
+        if not self._prune_history.due():
+            return
+        days = self.settings.history_days
+        try:
+            deleted = self.history_rows.prune(now - days * 86400)
+        except DatabaseUnavailable:
+            raise
+        except DatabaseError as exc:
+            self.log.event(logging.DEBUG, "history-prune-failed", error=str(exc))
+            return
+        if deleted:
+            self.log.event(logging.INFO, "history-pruned", deleted=deleted, older_than=f"{days}d")
 
     def reap(self, now: int) -> list[WorkerRecord]:
         """Mark dead workers dead and give their jobs back; forget long-gone workers."""
@@ -167,6 +240,7 @@ class Housekeeping:
         """At exit: store the last statistics and remove this worker's row (else it goes stale
         and is reaped as dead). Raises DatabaseError."""
         self.stats_rows.put(self.stats.changed(self.identity.id))
+        self.add_history(int(self.clock()))
         self.workers.leave(self.identity.id)
 
     def _prune_failed_if_due(self) -> None:

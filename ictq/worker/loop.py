@@ -49,6 +49,7 @@ from ictq.worker.builtin import register_builtin_jobs
 from ictq.worker.claims import MAX_BATCH, Claims
 from ictq.worker.control import ControlWatcher
 from ictq.worker.crash_marker import CrashMarker
+from ictq.worker.history import JobHistory
 from ictq.worker.housekeeping import Activity, Housekeeping, Identity, Intervals
 from ictq.worker.lease import LeaseKeeper
 from ictq.worker.log import WorkerLog
@@ -111,6 +112,7 @@ class Worker:
         self.logger = logger or logging.getLogger(logs.LOGGER_NAME)
         self.log = WorkerLog(self.logger, options.name)
         self.stats = JobStats()
+        self.history = JobHistory()
         # The background thread: leases and the hard deadline, housekeeping; its own connection,
         # and its own outcomes for a job stuck past its deadline.
         self.background = BackgroundThread(open_storage(settings, worker=True))
@@ -122,18 +124,18 @@ class Worker:
                                                        on_deadline=self._on_deadline,
                                                        wake_by=self.background.wake_by)
         self._deadline_outcomes = Outcomes(self.background.storage, settings, self.stats, self.log, clock,
-                                           self._database_down_now)
+                                           self._database_down_now, history=self.history)
         self.identity = Identity(options.name, options.queues, int(clock()))
         intervals = intervals or Intervals(settings.beat_every, settings.prune_every)
         self.housekeeping = Housekeeping(self.background.storage, settings, self.identity, self._activity,
-                                         self.stats, self.log, clock, intervals)
+                                         self.stats, self.log, clock, intervals, history=self.history)
         self.background.add(self.lease)
         self.background.add(self.housekeeping)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,
                              max_batch=1 if options.once else MAX_BATCH, holder=self.identity.id)
         # The outcomes of the jobs the loop runs; their failures are written in batches, by the claims.
         self.outcomes = Outcomes(self.storage, settings, self.stats, self.log, clock, self._database_down_now,
-                                 batch=self.claims)
+                                 batch=self.claims, history=self.history)
         self.control = ControlWatcher(self.storage, laravel=laravel_cache.open_store(settings, self.storage),
                                       queues=options.queues, connection=settings.queue_connection,
                                       trouble=self._laravel_cache_trouble)
@@ -337,6 +339,7 @@ class Worker:
             elapsed = time.monotonic() - running.started
             self._acknowledge(job)
             self.stats.record(running.spec.name, "done", elapsed)
+            self.history.record(job.queue, running.spec.name, "done", elapsed, self.clock() - elapsed, job.available_at)
             self.log.job(logging.INFO, "done", running, duration_ms=f"{elapsed * 1000:.1f}")
             return True
         return False

@@ -25,6 +25,7 @@ from ictq.db import Failure, Reserved, Storage
 from ictq.display import Masker
 from ictq.errors import DatabaseError, DatabaseUnavailable, JobFailure, JobTimeout, first_line
 from ictq.worker.failures import Report
+from ictq.worker.history import JobHistory
 from ictq.worker.log import WorkerLog
 from ictq.worker.running import Running
 from ictq.worker.stats import JobStats
@@ -40,8 +41,9 @@ class FailureBatch(Protocol):
 class Outcomes:
     def __init__(self, storage: Storage, settings: Settings, stats: JobStats, log: WorkerLog,
                  clock: Callable[[], float], on_unavailable: Callable[[DatabaseUnavailable], None],
-                 batch: FailureBatch | None = None) -> None:
+                 batch: FailureBatch | None = None, history: JobHistory | None = None) -> None:
         self.storage = storage
+        self.history = history  # the per-minute history (None: not recorded)
         self.batch = batch  # None: each failure is written at once
         self.settings = settings
         self.masker = Masker(settings.secrets)  # the settings' secrets, found once (not per failure)
@@ -84,7 +86,12 @@ class Outcomes:
             text = running.envelope.with_exceptions(exceptions)
         available_at = int(self.clock()) + seconds
         self._write("release", lambda: storage.release(running.job, available_at, text))
-        self.stats.record(running.spec.name, "released", time.monotonic() - running.started)
+        elapsed = time.monotonic() - running.started
+        self.stats.record(running.spec.name, "released", elapsed)
+        if self.history is not None:
+            job = running.job
+            self.history.record(job.queue, running.spec.name, "released", elapsed, self.clock() - elapsed,
+                                job.available_at)
         level = logging.WARNING if exception else logging.INFO
         self.log.job(level, "released", running, delay=seconds, reason=reason)
 
@@ -106,6 +113,7 @@ class Outcomes:
         failure = Failure(job, self.settings.queue_connection, record,
                           datetime.fromtimestamp(self.clock(), timezone.utc), job_uuid)
         elapsed = time.monotonic() - (started or time.monotonic())
+        started_at = self.clock() - elapsed
 
         def report(moved: bool | DatabaseError) -> None:
             if isinstance(moved, DatabaseError):
@@ -116,6 +124,8 @@ class Outcomes:
             else:
                 self.failed += 1
                 self.stats.record(name, "failed", elapsed)
+                if self.history is not None:
+                    self.history.record(job.queue, name, "failed", elapsed, started_at, job.available_at)
                 self.log.failed(name, job.id, job_uuid, job.queue, job.attempts, first_line(record))
 
         if self.batch is None:

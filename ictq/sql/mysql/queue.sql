@@ -45,7 +45,7 @@ VALUES (%(queue)s, %(payload)s, %(attempts)s, %(reserved_at)s, %(available_at)s,
 -- An attempt is never counted past %(max_attempts)s (the column's limit): the worker fails a job
 -- claimed at it.
 -- name: claim
-SELECT id, queue, payload, attempts FROM `{jobs}`
+SELECT id, queue, payload, attempts, available_at FROM `{jobs}`
 WHERE queue = %(queue)s
   AND ((reserved_at IS NULL AND available_at <= %(now)s) OR reserved_at <= %(expired)s)
 ORDER BY id

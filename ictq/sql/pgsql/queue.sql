@@ -61,7 +61,7 @@ WITH picked AS (
 UPDATE "{jobs}" AS j SET reserved_at = %(now)s,
     attempts = CASE WHEN j.attempts < %(max_attempts)s THEN j.attempts + 1 ELSE j.attempts END
 FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.queue, j.payload, j.attempts;
+RETURNING j.id, j.queue, j.payload, j.attempts, j.available_at;
 
 -- The (id, attempts) pair fences every write: a worker whose reservation was taken over
 -- by another worker (attempts went up) changes nothing.

@@ -52,7 +52,7 @@ WHERE id IN (
     ORDER BY id
     LIMIT :limit
 )
-RETURNING id, queue, payload, attempts;
+RETURNING id, queue, payload, attempts, available_at;
 
 -- The (id, attempts) pair fences every write: a worker whose reservation was taken over
 -- by another worker (attempts went up) changes nothing.
