@@ -23,8 +23,8 @@ import logging
 import queue as stdqueue
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -44,7 +44,7 @@ from ictq.config import Settings
 from ictq.dashboard import auth, charts, views
 from ictq.db import Storage, open_storage
 from ictq.db.users import User, UsersRepository
-from ictq.errors import DatabaseError, GroupNotFound, IctqError, NotFound, one_line
+from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, one_line
 
 log = logging.getLogger("ictq.dashboard")
 
@@ -127,6 +127,20 @@ def _age(seconds: object) -> str:
     return f"{whole // 86400}d {whole % 86400 // 3600}h"
 
 
+def _refresh_every(settings: Settings) -> float:
+    """``ICTQ_DASHBOARD_REFRESH``: seconds between the overview's live updates (1 to 300)."""
+    text = settings.values.get("ICTQ_DASHBOARD_REFRESH", "").strip()
+    if not text:
+        return REFRESH_EVERY
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 300:
+        raise ConfigError(f"ICTQ_DASHBOARD_REFRESH={display.printable(text, limit=40)} is not 1 to 300 seconds")
+    return seconds
+
+
 def _safe_next(target: str | None) -> str:
     """A local path to go back to (never another site: ``//host`` and ``/\\host`` are refused)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\n" in target:
@@ -140,14 +154,14 @@ class Dashboard:
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time,
                  attempts: auth.Attempts | None = None, https: bool | None = None,
-                 refresh_every: float = REFRESH_EVERY) -> None:
+                 refresh_every: float | None = None) -> None:
         self.settings = settings
         self.key = auth.dashboard_key(settings)
         self.clock = clock
         self.attempts = attempts or auth.Attempts()
         self.verified = auth.Verified(self.key)
         self.storages = Storages(settings)
-        self.refresh_every = refresh_every
+        self.refresh_every = refresh_every if refresh_every is not None else _refresh_every(settings)
         if https is None:
             https = settings.values.get("ICTQ_DASHBOARD_HTTPS", "").strip().lower() in ("1", "true", "yes", "on")
         self.https = https
@@ -160,7 +174,12 @@ class Dashboard:
             Middleware(Guard, dashboard=self),
             Middleware(SessionMiddleware, secret_key=self.key, session_cookie=SESSION_COOKIE, max_age=SESSION_AGE,
                        same_site="strict", https_only=https),
-        ], on_shutdown=[self.storages.close])
+        ], lifespan=self._lifespan)
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.storages.close()
 
     # -- routing ------------------------------------------------------------------------------
 

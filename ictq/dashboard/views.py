@@ -68,13 +68,14 @@ def overview(storage: Storage, now: int) -> dict[str, Any]:
             "workers": serving.get(name, 0),
         })
     total = ops.total(list(sizes.values()))
+    per_min = [rate for rate in rates.values() if rate.queue in names]
     return {
         "now": stamp(now), "queues": queues,
         "total": {"pending": total.pending, "delayed": total.delayed, "reserved": total.reserved,
                   "size": total.size, "failed": total.failed, "failed_last_hour": total.failed_last_hour,
                   "oldest_pending_age": total.oldest_pending_age,
-                  "jobs_per_min": round(sum(q["jobs_per_min"] for q in queues), 2),
-                  "failures_per_min": round(sum(q["failures_per_min"] for q in queues), 2)},
+                  "jobs_per_min": round(sum(rate.jobs_per_min for rate in per_min), 2),
+                  "failures_per_min": round(sum(rate.failures_per_min for rate in per_min), 2)},
         "workers_alive": len(alive),
         "paused": sorted(printable(name) for name in flags.paused),
         "restart_requested_at": _restart_stamp(flags.restart),
