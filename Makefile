@@ -8,8 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests drive (installed by scripts/test-services when missing).
 # PHP and Laravel 8.83 from Debian (the real Laravel app of tests/laravel_app), Redis (Laravel's
-# redis cache store), PgBouncer (ictq through its session and transaction pooling).
-TEST_PACKAGES := sqlite3 shellcheck debootstrap openssh-client logrotate redis-server redis-tools pgbouncer \
+# redis cache store), PgBouncer (ictq through its session and transaction pooling), chromium and its
+# chromedriver (the dashboard's browser tests).
+TEST_PACKAGES := sqlite3 shellcheck debootstrap openssh-client logrotate redis-server redis-tools pgbouncer chromium chromium-driver \
 	php-cli php-laravel-framework php-sqlite3 php-pgsql php-mysql php-mbstring php-xml php-redis
 
 .PHONY: install demo test lint unit integration clean bench
