@@ -7,6 +7,7 @@ import itertools
 import json
 import socket
 import time
+import uuid
 from contextlib import closing
 
 import httpx
@@ -14,9 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ictq import triage
 from ictq.db.search import WINDOW
 from tests.support.app import App, count_rows, rows, wait_for
 from tests.support.dashboard import OPERATOR, VIEWER, csrf_of, dashboard_server, free_port
+from tests.support.failed import Failure, add_failures
 from tests.support.proxy import TcpProxy
 
 PAGES = ["/", "/charts", "/charts?span=day", "/charts?span=week", "/workers", "/failed", "/capacity",
@@ -297,3 +300,28 @@ def test_charts_of_every_span_come_from_the_history(sqlite_app: App, span: str) 
         assert points[-1]["start"] <= time.time() < points[-1]["start"] + step
         page = viewer.get(f"/queue?name=reports&span={span}").text
         assert "(no jobs in this span)" not in page.split("</figure>")[0]
+
+
+def test_failures_written_behind_its_back_are_grouped_in_the_background(app: App) -> None:
+    php = "Illuminate\\Queue\\CallQueuedHandler@call"
+    failures = [Failure(json.dumps({"uuid": str(uuid.uuid4()), "displayName": "App\\Jobs\\Sync", "job": php,
+                                    "data": {"commandName": "App\\Jobs\\Sync", "command": "O:0:\"\":0:{}"}}),
+                        f"RuntimeException: remote {n % 3} said no in /app/Jobs/Sync.php:{n}")
+                for n in range(triage.SIZES_BUDGET + 500)]
+    with closing(app.storage()) as storage:
+        add_failures(storage, failures)
+    with dashboard_server(app) as server:
+        viewer = server.login(VIEWER)
+        first = viewer.get("/api/failed").json()
+        grouped = sum(g["count"] for g in first["groups"])
+        assert first["ungrouped"] == 0 or grouped < len(failures)  # either way the page answered at once
+
+        def all_grouped() -> bool:
+            found = viewer.get("/api/failed").json()
+            return found["ungrouped"] == 0 and sum(g["count"] for g in found["groups"]) == len(failures)
+
+        wait_for(all_grouped, timeout=120, interval=1, what="the background reconciliation")
+        groups = viewer.get("/api/failed").json()["groups"]
+        assert [(g["job"], g["signature"]) for g in groups] == [
+            ("App\\Jobs\\Sync", "RuntimeException: remote <n> said no")]
+        assert viewer.get("/api/overview").json()["total"]["failed"] == len(failures)
