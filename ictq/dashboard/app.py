@@ -385,15 +385,17 @@ class Dashboard:
         keys = (f"address:{self._client(request)}", f"user:{name}")
         self._check_attempts(keys)
 
-        def check() -> User | None:
+        def check() -> tuple[User | None, bool]:
             with self.storages.borrow() as storage:
                 user = UsersRepository(storage).get(name)
-            return user if user is not None and auth.verify(user, password) else None
+            return (user if user is not None and auth.verify(user, password) else None), user is not None
 
-        user = await run_in_threadpool(check)
+        user, known = await run_in_threadpool(check)
         if user is None:
             self.attempts.failed(*keys)
-            log.warning("failed login for %r from %s", display.printable(name, limit=64), self._client(request))
+            # An unknown name is not logged: it may be a password typed in the wrong field.
+            who = repr(display.printable(name, limit=64)) if known else "an unknown user name"
+            log.warning("failed login for %s from %s", who, self._client(request))
             return self._render(request, "login.html", None,
                                 {"next": target, "error": "Wrong user name or password.", "name": name}, 401)
         self.attempts.succeeded(keys[1])
