@@ -45,7 +45,7 @@ from ictq.config import Settings
 from ictq.dashboard import auth, charts, views
 from ictq.db import Storage, open_storage
 from ictq.db.users import User, UsersRepository
-from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, one_line
+from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, Refused, one_line
 
 log = logging.getLogger("ictq.dashboard")
 
@@ -65,15 +65,6 @@ CAPACITY_WAIT = 10.0
 CAPACITY_WINDOW = 900
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class Refused(Exception):
-    """A request the dashboard answers with ``status`` and a one-line reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class Storages:

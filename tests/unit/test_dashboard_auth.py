@@ -10,7 +10,7 @@ from ictq.config import load_settings
 from ictq.dashboard import auth
 from ictq.dashboard.app import _safe_next
 from ictq.db.users import User
-from ictq.errors import ConfigError
+from ictq.errors import ConfigError, UserError
 
 
 class Clock:
@@ -44,7 +44,7 @@ def test_a_long_key_is_used_and_never_shown(tmp_path) -> None:  # type: ignore[n
 def test_names_are_short_plain_words(name: str) -> None:
     try:
         auth.check_name(name)
-    except auth.UserError:
+    except UserError:
         assert not (0 < len(name) <= 64 and name.isascii() and name[0].isalnum()
                     and all(c.isalnum() or c in "_.@-" for c in name))
     else:
@@ -59,7 +59,7 @@ MESSAGES = {f"the password is too short: at least {auth.MIN_PASSWORD_LENGTH} cha
 def test_passwords_need_ten_printable_characters(password: str) -> None:
     try:
         auth.check_password(password)
-    except auth.UserError as exc:
+    except UserError as exc:
         assert str(exc) in MESSAGES  # never the password itself
     else:
         assert len(password) >= auth.MIN_PASSWORD_LENGTH
