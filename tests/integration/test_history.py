@@ -86,9 +86,9 @@ def test_workers_write_every_outcome_of_every_job(app: App) -> None:
     assert found == {("default", "test.record"): (12, 0, 0, 12, 12), ("default", "test.boom"): (0, 3, 0, 3, 3),
                      ("other", "test.release"): (4, 0, 4, 8, 8)}
     now = max(int(m) for (m,) in rows(storage, "SELECT minute FROM ictq_history")) + 59
-    rates = history.recent(storage, now, minutes=60)
-    assert rates["default"].failures_per_min == pytest.approx(3 / 60)
-    assert rates["default"].jobs_per_min == pytest.approx(15 / 60)
+    rates = history.recent(storage, now, minutes=60)  # 60 minutes and the current one, 59 s of it
+    assert rates["default"].failures_per_min == pytest.approx(3 / (60 + 59 / 60))
+    assert rates["default"].jobs_per_min == pytest.approx(15 / (60 + 59 / 60))
     assert rates["other"].run_p50 is not None and rates["other"].mean_runtime is not None
     points = history.series(storage, now, "hour", queue="other")
     assert len(points) == 60 and sum(p.processed for p in points) == 4 and sum(p.released for p in points) == 4
