@@ -18,6 +18,7 @@ from ictq.db import NewJob, Reserved, Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
 from ictq.db.failed_jobs import FailedCounts, FailedJob, FailedJobsRepository
 from ictq.db.failure_groups import FailureGroupsRepository, Fingerprint, GroupCount, GroupText, Signed
+from ictq.db.history import HistoryRepository, HistoryRow, QueueSnapshot, Sums
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
 from ictq.db.laravel_cache import CacheTableRepository
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
@@ -317,6 +318,34 @@ def test_stats_put_replace_read_and_forget(app: App) -> None:
     assert {row.worker_id for row in repository.all()} == {"a:1:boot"}
 
 
+def test_history_adds_sums_snapshots_and_prunes(app: App) -> None:
+    repository = HistoryRepository(app.storage())
+    one = Sums(1, 2, 3, 0.5, 1.5, tuple(range(14)), tuple(range(12)))
+    long_name = "q" * 300  # cut to the column, with a hash
+    repository.add([HistoryRow(NOW, "default", "a", one), HistoryRow(NOW + 60, "default", "a", one),
+                    HistoryRow(NOW + 60, long_name, "b", one)])
+    repository.add([HistoryRow(NOW, "default", "a", one)])  # adds, not replaces
+    repository.add([])
+    totals = repository.totals(NOW, NOW + 120)
+    assert totals["default"] == one + one + one and len(totals) == 2
+    assert sorted(len(name) for name in totals) == [7, 191]
+    assert repository.series(NOW, NOW + 120, 60, queue="default", job="a") == [(NOW, one + one), (NOW + 60, one)]
+    assert repository.series(NOW, NOW + 120, 120) == [(NOW, one + one + one + one)]
+    assert repository.series(NOW, NOW + 120, 60, job="b") == [(NOW + 60, one)]
+    assert repository.queues(NOW + 60) == sorted(["default", next(n for n in totals if n != "default")])
+    assert repository.jobs(NOW + 60) == ["a", "b"] and repository.jobs(NOW + 120) == []
+    assert repository.mark(NOW) is True and repository.mark(NOW) is False and repository.mark(NOW + 120) is True
+    assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW, NOW + 120)
+    assert repository.snapshot_minutes(NOW + 180, NOW + 240) is None
+    repository.put_sizes(NOW, [QueueSnapshot("default", 3, 2, 1), QueueSnapshot("emails", 0, 5, 0)])
+    assert repository.sizes_at(NOW) == {"default": QueueSnapshot("default", 3, 2, 1),
+                                        "emails": QueueSnapshot("emails", 0, 5, 0)}
+    assert repository.sizes_at(NOW + 60) == {}
+    assert repository.prune(NOW + 60) == 1  # the minute before
+    assert repository.totals(NOW, NOW + 120)["default"] == one and repository.sizes_at(NOW) == {}
+    assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW + 120, NOW + 120)
+
+
 def test_laravel_cache_table_put_read_replace_and_forget(app: App) -> None:
     """The Laravel app's cache table, as ``php artisan cache:table`` makes it (the mixed-fleet
     tests use the one Laravel's own migration creates)."""
@@ -350,7 +379,7 @@ REPOSITORIES = _repositories()
 
 def test_the_repositories_are_found() -> None:
     assert {JobsRepository, FailedJobsRepository, MailLedgerRepository, WorkersRepository, ControlRepository,
-            StatsRepository, CacheTableRepository} <= set(REPOSITORIES)
+            StatsRepository, CacheTableRepository, HistoryRepository} <= set(REPOSITORIES)
 
 
 @pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda cls: cls.__name__)
