@@ -219,13 +219,35 @@ def in_step(storage: Storage, budget: int | None = None) -> bool:
     return failed == members
 
 
-def unsigned(storage: Storage) -> int:
-    """How far the side tables are from failed_jobs, after a cheap step (:func:`in_step`): 0 when
-    in step, else the difference of their row counts (at least 1): a long :func:`reconcile` is due."""
-    if in_step(storage):
-        return 0
+def sign_new(storage: Storage, budget: int | None = None) -> bool:
+    """Sign the failures newer than the highest signed one, when at most ``budget`` ids
+    (:data:`SIZES_BUDGET`) lie between; whether there were none or they are signed now. Two probes
+    when nothing is new: no count of failed_jobs, so rows deleted behind ictq's back go unseen
+    until the next :func:`reconcile` (the dashboard runs one in the background)."""
+    budget = SIZES_BUDGET if budget is None else budget
+    repository = FailureGroupsRepository(storage)
+    kept = repository.kept()
+    if kept is None:
+        return False
+    highest = repository.highest_failed()
+    if highest <= kept.highest:
+        return True
+    if highest - kept.highest > budget:
+        return False
+    try:
+        _sign(repository, kept.highest, highest)
+    except DatabaseUnavailable:
+        raise
+    except DatabaseError:  # a database user that may only read
+        return False
+    return True
+
+
+def unsigned_count(storage: Storage) -> int:
+    """How far the side tables are from failed_jobs: 0 when in step, else the difference of
+    their row counts (at least 1). Counts failed_jobs' smallest index."""
     failed, members = FailureGroupsRepository(storage).fingerprints()
-    return max(1, abs(failed.rows - members.rows))
+    return 0 if failed == members else max(1, abs(failed.rows - members.rows))
 
 
 def sizes(storage: Storage, now: int, queues: Sequence[str] = (), reconciled: bool = False) -> list[ops.QueueSize]:
@@ -295,17 +317,18 @@ def resolve(storage: Storage, ref: str, queues: Sequence[str] = (), fresh: bool 
     return found[0]
 
 
-def members(storage: Storage, group: Group, queues: Sequence[str] = ()) -> Iterator[list[ops.FailedRow]]:
-    """The failed jobs of ``group`` now, in batches of at most :data:`ops.RETRY_BATCH`: those the
-    side tables file under it, each checked again (a retry acts on what the row says now)."""
+def members(storage: Storage, group: Group, queues: Sequence[str] = (), batch: int = ops.RETRY_BATCH
+            ) -> Iterator[list[ops.FailedRow]]:
+    """The failed jobs of ``group`` now, in batches of at most ``batch``: those the side tables
+    file under it, each checked again (a retry acts on what the row says now)."""
     repository = FailureGroupsRepository(storage)
     for queue in list(queues) or [ALL_QUEUES]:
         after = 0
-        while jobs := repository.members(group.id, after, ops.RETRY_BATCH, queue):
+        while jobs := repository.members(group.id, after, batch, queue):
             after = jobs[-1].id
-            batch = [row for row in map(ops.FailedRow.of, jobs) if key_of(row)[0] == group.id]
-            if batch:
-                yield batch
+            found = [row for row in map(ops.FailedRow.of, jobs) if key_of(row)[0] == group.id]
+            if found:
+                yield found
 
 
 def retry_group(storage: Storage, group: Group, now: int, queues: Sequence[str] = (),
@@ -315,6 +338,7 @@ def retry_group(storage: Storage, group: Group, now: int, queues: Sequence[str] 
     refused: list[tuple[ops.FailedRow, str]] = []
     for batch in members(storage, group, queues):
         done = ops.retry(storage, batch, now, deadline)
+        forget_members(storage, done.moved)
         moved.extend(done.moved)
         refused.extend(done.refused)
     return ops.Retried(moved, refused)
@@ -322,4 +346,14 @@ def retry_group(storage: Storage, group: Group, now: int, queues: Sequence[str] 
 
 def forget_group(storage: Storage, group: Group, queues: Sequence[str] = ()) -> int:
     """Delete every failed job of ``group``; return how many went."""
-    return sum(ops.forget_many(storage, batch) for batch in members(storage, group, queues))
+    count = 0
+    for batch in members(storage, group, queues):
+        count += ops.forget_many(storage, batch)
+        forget_members(storage, batch)
+    return count
+
+
+def forget_members(storage: Storage, rows: Sequence[ops.FailedRow]) -> None:
+    """After failed jobs left failed_jobs through ictq (retried, forgotten): their members and
+    counts go too, so the side tables stay in step without a walk of both tables."""
+    FailureGroupsRepository(storage).forget([row.id for row in rows])

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import jinja2
@@ -43,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 from ictq import control, display, history, ops, triage
 from ictq.config import Settings
 from ictq.dashboard import auth, charts, views
+from ictq.dashboard.cache import Cached
 from ictq.db import Storage, open_storage
 from ictq.db.users import User, UsersRepository
 from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, Refused, one_line
@@ -61,10 +62,14 @@ HEADERS = {
     "Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+NAMES_MAX_AGE = 60.0  # seconds the charts' queue and job names are kept
+SERIES_MAX_AGE = {"hour": 10.0, "day": 60.0, "week": 300.0}  # seconds a chart's points are kept
+CAPACITY_MAX_AGE = 30.0
 CAPACITY_WAIT = 10.0
 CAPACITY_WINDOW = 900
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class Storages:
@@ -107,6 +112,8 @@ class Reconciler:
     def __init__(self, settings: Settings, every: float = RECONCILE_EVERY) -> None:
         self.settings = settings
         self.every = every
+        self.in_step = False  # the side tables matched failed_jobs at the end of the last round
+        self.behind = 0  # how many failed jobs the groups left out when the last round began
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ictq-dashboard-reconciler", daemon=True)
 
@@ -118,20 +125,31 @@ class Reconciler:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
+    def round(self, storage: Storage) -> None:
+        """Compare the fingerprints; reconcile when they differ."""
+        behind = triage.unsigned_count(storage)
+        if behind == 0:
+            self.in_step, self.behind = True, 0
+            return
+        self.in_step, self.behind = False, behind
+        changed = triage.reconcile(storage)
+        self.in_step, self.behind = True, 0
+        log.info("failure groups reconciled: %d failed job(s) signed or forgotten", changed)
+
     def _run(self) -> None:
         storage: Storage | None = None
         while not self._stop.is_set():
             try:
                 storage = storage or open_storage(self.settings)
-                changed = triage.reconcile(storage)
-                if changed:
-                    log.info("failure groups reconciled: %d failed job(s) signed or forgotten", changed)
+                self.round(storage)
             except IctqError as exc:
+                self.in_step = False
                 log.warning("failure groups not reconciled: %s", display.mask(one_line(exc)))
                 if storage is not None:
                     storage.close()
                 storage = None
             except Exception as exc:  # noqa: BLE001 - the thread must outlive anything one round meets
+                self.in_step = False
                 log.error("failure groups not reconciled: %s: %s", type(exc).__name__, display.mask(one_line(exc)))
             self._stop.wait(self.every)
         if storage is not None:
@@ -194,6 +212,7 @@ class Dashboard:
         self.verified = auth.Verified(self.key)
         self.storages = Storages(settings)
         self.reconciler = Reconciler(settings)
+        self.cached = Cached()
         self.refresh_every = refresh_every if refresh_every is not None else _refresh_every(settings)
         if https is None:
             https = settings.values.get("ICTQ_DASHBOARD_HTTPS", "").strip().lower() in ("1", "true", "yes", "on")
@@ -341,6 +360,7 @@ class Dashboard:
                     if not user.operator:
                         raise Refused(403, f"{user.name} is a viewer: only operators may change the queue")
                     said = change(request, storage, form)
+                self.cached.clear()  # the operator sees the change at once
                 log.info("%s by %s: %s", request.url.path, user.name, display.mask(said))
                 request.session["flash"] = said
                 return RedirectResponse(_safe_next(form.get("back")), status_code=303)
@@ -407,15 +427,32 @@ class Dashboard:
     def now(self) -> int:
         return int(self.clock())
 
+    def _with_storage(self, read: Callable[[Storage], T]) -> T:
+        with self.storages.borrow() as storage:
+            return read(storage)
+
+    def _kept(self, key: tuple[object, ...], max_age: float, read: Callable[[Storage], T]) -> T:
+        """``read`` a storage, the answer kept ``max_age`` seconds (:class:`Cached`)."""
+        return self.cached.get(key, max_age, lambda: self._with_storage(read))
+
+    def _grouped(self, storage: Storage) -> bool:
+        """Whether the failure groups (and the tally) hold every failed job: the background
+        reconciler found them in step, and the failures since are signed now (two probes)."""
+        return self.reconciler.in_step and triage.sign_new(storage)
+
+    def _overview(self) -> dict[str, Any]:
+        return self._kept(("overview",), self.refresh_every,
+                          lambda storage: views.overview(storage, self.now(), self._grouped(storage)))
+
     def overview_data(self, request: Request, storage: Storage) -> dict[str, Any]:
-        return views.overview(storage, self.now())
+        return self._overview()
 
     def queue_data(self, request: Request, storage: Storage) -> dict[str, Any]:
         name = request.query_params.get("name", "")
         if not name:
             raise Refused(400, "which queue? (/queue?name=...)")
         now = self.now()
-        overview = views.overview(storage, now)
+        overview = self._overview()
         row = next((q for q in overview["queues"] if q["queue"] == name), None)
         return {"name": name, "row": row, "jobs": views.queue_jobs(storage, name, now),
                 **self._charts(storage, now, request.query_params.get("span", "hour"), name, None)}
@@ -423,14 +460,14 @@ class Dashboard:
     def charts_data(self, request: Request, storage: Storage) -> dict[str, Any]:
         params = request.query_params
         now = self.now()
-        queues, jobs = views.chart_names(storage, now)
+        queues, jobs = self._kept(("names",), NAMES_MAX_AGE, lambda storage: views.chart_names(storage, self.now()))
         return {"queues": queues, "jobs": jobs, **self._charts(storage, now, params.get("span", "hour"),
                                                                 params.get("queue") or None, params.get("job") or None)}
 
     def _charts(self, storage: Storage, now: int, span: str, queue: str | None, job: str | None) -> dict[str, Any]:
         if span not in history.SPANS:
             raise Refused(400, f"unknown span {display.printable(span, limit=20)!r}: one of {', '.join(history.SPANS)}")
-        points = history.series(storage, now, span, queue, job)
+        points = self._series(span, queue, job)
         step = history.SPANS[span][1]
         return {"span": span, "spans": list(history.SPANS), "queue": queue, "job": job,
                 "charts": charts.charts(points, step)}
@@ -440,14 +477,19 @@ class Dashboard:
         span = params.get("span", "hour")
         if span not in history.SPANS:
             raise Refused(400, f"unknown span: one of {', '.join(history.SPANS)}")
-        points = history.series(storage, self.now(), span, params.get("queue") or None, params.get("job") or None)
+        points = self._series(span, params.get("queue") or None, params.get("job") or None)
         return {"span": span, "step": history.SPANS[span][1], "points": [vars(p) for p in points]}
+
+    def _series(self, span: str, queue: str | None, job: str | None) -> list[history.Point]:
+        return self._kept(("series", span, queue, job), SERIES_MAX_AGE[span],
+                          lambda storage: history.series(storage, self.now(), span, queue, job))
 
     def workers_data(self, request: Request, storage: Storage) -> dict[str, Any]:
         return {"workers": views.workers(storage, self.now())}
 
     def failed_data(self, request: Request, storage: Storage) -> dict[str, Any]:
-        return views.failed(storage, request.query_params.get("queue", ""))
+        ungrouped = 0 if self._grouped(storage) else max(1, self.reconciler.behind)
+        return views.failed(storage, request.query_params.get("queue", ""), ungrouped)
 
     def group_data(self, request: Request, storage: Storage) -> dict[str, Any]:
         return views.group(storage, request.path_params["group"])
@@ -470,13 +512,15 @@ class Dashboard:
             raise Refused(400, "wait (seconds) and window (seconds) are numbers") from None
         if not 0 < wait <= 86400 or not 60 <= window <= 7 * 86400:
             raise Refused(400, "wait is 0 to 86400 seconds, window 60 to 604800 seconds")
-        return views.capacity_advice(storage, self.now(), wait, window)
+        return self._kept(("capacity", wait, window), CAPACITY_MAX_AGE,
+                          lambda storage: views.capacity_advice(storage, self.now(), wait, window))
 
     # -- what operators change ------------------------------------------------------------------
 
     def retry_failed(self, request: Request, storage: Storage, form: dict[str, str]) -> str:
         row = ops.failed_find(storage, str(request.path_params["id"]))
         done = ops.retry(storage, [row], self.now())
+        triage.forget_members(storage, done.moved)
         if done.refused:
             return f"failed job {row.id} not re-queued: {done.refused[0][1]}"
         return f"re-queued failed job {row.id} on {display.printable(row.queue)}" if done.moved else \
@@ -484,7 +528,9 @@ class Dashboard:
 
     def forget_failed(self, request: Request, storage: Storage, form: dict[str, str]) -> str:
         row = ops.failed_find(storage, str(request.path_params["id"]))
-        return f"forgot failed job {row.id}" if ops.forget(storage, row) else f"failed job {row.id} was already gone"
+        gone = ops.forget(storage, row)
+        triage.forget_members(storage, [row])
+        return f"forgot failed job {row.id}" if gone else f"failed job {row.id} was already gone"
 
     def retry_group(self, request: Request, storage: Storage, form: dict[str, str]) -> str:
         group = triage.resolve(storage, request.path_params["group"], fresh=False)

@@ -41,10 +41,11 @@ def _restart_stamp(value: str | None) -> str | None:
         return printable(value, limit=40)
 
 
-def overview(storage: Storage, now: int) -> dict[str, Any]:
+def overview(storage: Storage, now: int, grouped: bool = False) -> dict[str, Any]:
     """Per queue: the sizes, paused, rates and percentiles of the last minutes, workers serving
-    it; the totals, workers alive and the last restart signal."""
-    sizes = {row.queue: row for row in triage.sizes(storage, now)}
+    it; the totals, workers alive and the last restart signal. ``grouped``: the failure tally
+    holds every failed job (else the failed counts are counted in failed_jobs)."""
+    sizes = {row.queue: row for row in triage.sizes(storage, now, reconciled=grouped)}
     flags = control.read(storage)
     rates = history.recent(storage, now, RECENT_MINUTES)
     alive = [record for record in WorkersRepository(storage).all() if record.alive(now)]
@@ -104,15 +105,14 @@ def workers(storage: Storage, now: int) -> list[dict[str, Any]]:
     return found
 
 
-def failed(storage: Storage, queue: str = "") -> dict[str, Any]:
+def failed(storage: Storage, queue: str = "", ungrouped: int = 0) -> dict[str, Any]:
     """The groups of failed jobs (as ``ictq failed --group``) and the newest failed jobs;
     ``ungrouped``: how many failed jobs the groups leave out for now (the dashboard's
     :class:`~ictq.dashboard.app.Reconciler` is grouping them)."""
     queues = [queue] if queue else []
-    behind = triage.unsigned(storage)  # signs a few new failures; a long reconciliation runs in the background
     groups = [_group(group) for group in triage.groups(storage, queues, fresh=False)]
     recent = [_failed_row(row) for row in ops.failed_recent(storage, queues, FAILED_LISTED)]
-    return {"queue": queue, "groups": groups, "recent": recent, "ungrouped": behind}
+    return {"queue": queue, "groups": groups, "recent": recent, "ungrouped": ungrouped}
 
 
 def _group(group: triage.Group) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def group(storage: Storage, group_id: str) -> dict[str, Any]:
     """One group and its newest members."""
     found = triage.resolve(storage, group_id, fresh=False)
     members: list[dict[str, Any]] = []
-    for batch in triage.members(storage, found):
+    for batch in triage.members(storage, found, batch=FAILED_LISTED):
         members.extend(_failed_row(row) for row in batch)
         if len(members) >= FAILED_LISTED:
             break

@@ -91,6 +91,15 @@ class FailureGroupsRepository:
         kept = self._kept("triage_fingerprint_members")
         return failed, kept or self._counted("triage_scan_members")  # not kept since the upgrade: counted
 
+    def highest_failed(self) -> int:
+        """The newest failed job's id (one probe of the primary key; 0 when there is none)."""
+        ((highest,),) = self.storage.fetch("triage_highest_failed")
+        return int(highest)
+
+    def kept(self) -> Fingerprint | None:
+        """The members' fingerprint as kept (None when not kept since an upgrade)."""
+        return self._kept("triage_fingerprint_members")
+
     def _counted(self, statement: str) -> Fingerprint:
         """An aggregate's fingerprint (one row, always)."""
         ((rows, highest, total),) = self.storage.fetch(statement)

@@ -45,6 +45,10 @@ INSERT INTO "ictq_{failed_jobs}_signed" (id, members, highest, total) VALUES (1,
 -- name: triage_fingerprint_failed
 SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM "{failed_jobs}";
 
+-- The newest failed job's id: one probe of the primary key (new failures, without counting).
+-- name: triage_highest_failed
+SELECT COALESCE(MAX(id), 0) FROM "{failed_jobs}";
+
 -- name: triage_fingerprint_members
 SELECT members, highest, total FROM "ictq_{failed_jobs}_signed" WHERE id = 1;
 
