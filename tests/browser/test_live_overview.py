@@ -36,12 +36,16 @@ def _marked(browser: Browser) -> bool:
     return bool(browser.driver.execute_script("return window.__marker === 1;"))
 
 
+def _updated(browser: Browser) -> str | None:
+    return browser.find("body").get_attribute("data-updated")
+
+
 def _updates(browser: Browser, count: int) -> None:
-    """Wait for ``count`` more live updates of the page (each sets ``body[data-updated]``)."""
+    """Wait for ``count`` more live updates of the page (each sets ``body[data-updated]`` to the
+    moment of its data, a new second each time with one update a second)."""
     for _ in range(count):
-        before = browser.find("body").get_attribute("data-updated")
-        browser.wait(lambda d: d.find_element("css selector", "body").get_attribute("data-updated") != before,
-                     "a live update")
+        before = _updated(browser)
+        browser.wait(lambda d, before=before: _updated(browser) != before, "a live update")  # type: ignore[misc]
 
 
 def _pending_seen(browser: Browser, total: int) -> list[int]:
