@@ -191,10 +191,16 @@ class Browser:
                 if "Content Security Policy" in str(entry.get("message"))]
 
     def screenshot(self, path: Path) -> None:
-        """A PNG of the whole page (the window stretched to the page's height, then set back)."""
-        height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
-        self.driver.set_window_size(WIDTH, max(HEIGHT, min(height + 140, 4000)))
+        """A PNG of the whole page, :data:`WIDTH` pixels wide: the window is made as tall as the
+        page (no scroll bar), then set back."""
         try:
+            for _ in range(3):
+                page, shown = self.driver.execute_script(
+                    "return [document.documentElement.scrollHeight, window.innerHeight];")
+                if int(page) <= int(shown):
+                    break
+                size = self.driver.get_window_size()
+                self.driver.set_window_size(WIDTH, min(int(size["height"]) + int(page) - int(shown), 4000))
             assert self.driver.save_screenshot(str(path)), path
         finally:
             self.driver.set_window_size(WIDTH, HEIGHT)

@@ -62,5 +62,12 @@ def history_sums(app: App, queue: str | None = None) -> tuple[int, int]:
 
 def wait_history(app: App, processed: int, failed: int, queue: str | None = None) -> None:
     """Wait until the workers' history counts exactly these outcomes."""
-    wait_for(lambda: history_sums(app, queue) == (processed, failed), timeout=60,
-             what=f"ictq_history to count {processed} processed and {failed} failed")
+    seen: list[tuple[int, int]] = []
+
+    def counted() -> bool:
+        seen[:] = [history_sums(app, queue)]
+        return seen[0] == (processed, failed)
+    try:
+        wait_for(counted, timeout=60, what=f"ictq_history to count {processed} processed and {failed} failed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: it counts {seen}") from None
