@@ -12,12 +12,13 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -183,10 +184,12 @@ class Browser:
     def read_console(self) -> list[dict[str, Any]]:
         """The browser console's entries since the last read (kept in :attr:`console` too)."""
         with contextlib.suppress(WebDriverException):
-            self.console.extend(self.driver.get_log("browser"))
+            self.console.extend(cast(Chrome, self.driver).get_log("browser"))
         return self.console
 
     def csp_violations(self) -> list[str]:
+        """What the browser reported the page's Content-Security-Policy refused (an inline script
+        or style, a foreign origin), since the browser was pointed at this server."""
         return [str(entry.get("message")) for entry in self.read_console()
                 if "Content Security Policy" in str(entry.get("message"))]
 

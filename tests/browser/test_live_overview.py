@@ -98,6 +98,12 @@ def test_live_numbers_while_workers_drain_then_pause(app: App, browser: Browser)
 
     _paused_queue_keeps_its_jobs(app, browser)
     assert not browser.csp_violations()
+    # The check above can see a violation: an inline script the page is made to hold is refused.
+    browser.driver.execute_script(
+        "const s = document.createElement('script'); s.textContent = 'window.__inline = 1;';"
+        "document.body.appendChild(s);")
+    browser.wait(lambda d: browser.csp_violations(), "the browser to report the inline script refused")
+    assert browser.driver.execute_script("return window.__inline === undefined;")
 
 
 def _paused_queue_keeps_its_jobs(app: App, browser: Browser) -> None:

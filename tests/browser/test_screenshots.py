@@ -26,9 +26,9 @@ from ictq.db.history import HistoryRepository
 from ictq.worker.history import JobHistory
 from tests.browser.conftest import WIDTH, Browser, screenshots_dir
 from tests.browser.work import BEAT, count, dispatch, failed_ids, wait_history
+from tests.support.app import wait_for
 from tests.support.dashboard import dashboard_server
 from tests.support.laravel_app import LaravelApp, laravel_app
-from tests.support.app import wait_for
 
 NAMES = ("overview.png", "charts.png", "failed.png", "failed-job.png")
 
