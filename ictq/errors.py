@@ -125,6 +125,19 @@ class RetryRefused(IctqError):
     cannot renew): it stays in failed_jobs."""
 
 
+class UserError(IctqError):
+    """A dashboard user cannot be added or removed as asked."""
+
+
+class Refused(IctqError):
+    """The dashboard refuses a request: an HTTP ``status`` and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 class CacheUnreachable(IctqError):
     """The Laravel application's cache store (its queue signals) could not be read or written."""
 

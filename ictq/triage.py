@@ -219,6 +219,15 @@ def in_step(storage: Storage, budget: int | None = None) -> bool:
     return failed == members
 
 
+def unsigned(storage: Storage) -> int:
+    """How far the side tables are from failed_jobs, after a cheap step (:func:`in_step`): 0 when
+    in step, else the difference of their row counts (at least 1): a long :func:`reconcile` is due."""
+    if in_step(storage):
+        return 0
+    failed, members = FailureGroupsRepository(storage).fingerprints()
+    return max(1, abs(failed.rows - members.rows))
+
+
 def sizes(storage: Storage, now: int, queues: Sequence[str] = (), reconciled: bool = False) -> list[ops.QueueSize]:
     """:func:`ictq.ops.sizes` with the failed counts from the signature tally (a row per group
     and queue) and the failures of the last hour from the failed_at index, when the side tables
@@ -244,10 +253,11 @@ def _sign(repository: FailureGroupsRepository, after: int, upto: int) -> int:
     return count
 
 
-def groups(storage: Storage, queues: Sequence[str] = ()) -> list[Group]:
+def groups(storage: Storage, queues: Sequence[str] = (), fresh: bool = True) -> list[Group]:
     """Every failed job (of ``queues``; all when empty), grouped: from the side tables,
-    reconciled first."""
-    reconcile(storage)
+    reconciled first (``fresh``; else as they are: see :func:`unsigned`)."""
+    if fresh:
+        reconcile(storage)
     repository = FailureGroupsRepository(storage)
     texts = repository.texts()
     found: dict[str, Group] = {}
@@ -272,12 +282,12 @@ def job_counts(storage: Storage) -> dict[tuple[str, str], int]:
     return counts
 
 
-def resolve(storage: Storage, ref: str, queues: Sequence[str] = ()) -> Group:
+def resolve(storage: Storage, ref: str, queues: Sequence[str] = (), fresh: bool = True) -> Group:
     """The group whose id is ``ref`` or starts with it (at least :data:`MIN_PREFIX` characters)."""
     ref = ref.strip().lower()
     if len(ref) < MIN_PREFIX:
         raise GroupNotFound(f"group id {ref!r} is too short: give at least {MIN_PREFIX} characters")
-    found = [g for g in groups(storage, queues) if g.id.startswith(ref)]
+    found = [g for g in groups(storage, queues, fresh) if g.id.startswith(ref)]
     if not found:
         raise GroupNotFound(f"no group of failed jobs with id {ref} (see: ictq failed --group)")
     if len(found) > 1:

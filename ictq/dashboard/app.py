@@ -22,6 +22,7 @@ import binascii
 import logging
 import queue as stdqueue
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -44,13 +45,14 @@ from ictq.config import Settings
 from ictq.dashboard import auth, charts, views
 from ictq.db import Storage, open_storage
 from ictq.db.users import User, UsersRepository
-from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, one_line
+from ictq.errors import ConfigError, DatabaseError, GroupNotFound, IctqError, NotFound, Refused, one_line
 
 log = logging.getLogger("ictq.dashboard")
 
 SESSION_COOKIE = "ictq_session"
 SESSION_AGE = 8 * 3600
 REFRESH_EVERY = 5  # seconds between the overview's live updates
+RECONCILE_EVERY = 10.0  # seconds between the background reconciliations of the failure groups
 POOL = 4  # database connections kept open for requests
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -63,15 +65,6 @@ CAPACITY_WAIT = 10.0
 CAPACITY_WINDOW = 900
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class Refused(Exception):
-    """A request the dashboard answers with ``status`` and a one-line reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class Storages:
@@ -104,6 +97,45 @@ class Storages:
                 self._idle.get_nowait().close()
             except stdqueue.Empty:
                 return
+
+
+class Reconciler:
+    """Keeps the failure groups in step with failed_jobs from a thread of its own (its own
+    connection), every ``every`` seconds: signing a million failed jobs PHP wrote takes minutes,
+    which no page should wait for (:func:`ictq.triage.reconcile`)."""
+
+    def __init__(self, settings: Settings, every: float = RECONCILE_EVERY) -> None:
+        self.settings = settings
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ictq-dashboard-reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        storage: Storage | None = None
+        while not self._stop.is_set():
+            try:
+                storage = storage or open_storage(self.settings)
+                changed = triage.reconcile(storage)
+                if changed:
+                    log.info("failure groups reconciled: %d failed job(s) signed or forgotten", changed)
+            except IctqError as exc:
+                log.warning("failure groups not reconciled: %s", display.mask(one_line(exc)))
+                if storage is not None:
+                    storage.close()
+                storage = None
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive anything one round meets
+                log.error("failure groups not reconciled: %s: %s", type(exc).__name__, display.mask(one_line(exc)))
+            self._stop.wait(self.every)
+        if storage is not None:
+            storage.close()
 
 
 def _duration(seconds: object) -> str:
@@ -161,6 +193,7 @@ class Dashboard:
         self.attempts = attempts or auth.Attempts()
         self.verified = auth.Verified(self.key)
         self.storages = Storages(settings)
+        self.reconciler = Reconciler(settings)
         self.refresh_every = refresh_every if refresh_every is not None else _refresh_every(settings)
         if https is None:
             https = settings.values.get("ICTQ_DASHBOARD_HTTPS", "").strip().lower() in ("1", "true", "yes", "on")
@@ -178,7 +211,9 @@ class Dashboard:
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.reconciler.start()
         yield
+        self.reconciler.stop()
         self.storages.close()
 
     # -- routing ------------------------------------------------------------------------------
@@ -341,15 +376,17 @@ class Dashboard:
         keys = (f"address:{self._client(request)}", f"user:{name}")
         self._check_attempts(keys)
 
-        def check() -> User | None:
+        def check() -> tuple[User | None, bool]:
             with self.storages.borrow() as storage:
                 user = UsersRepository(storage).get(name)
-            return user if user is not None and auth.verify(user, password) else None
+            return (user if user is not None and auth.verify(user, password) else None), user is not None
 
-        user = await run_in_threadpool(check)
+        user, known = await run_in_threadpool(check)
         if user is None:
             self.attempts.failed(*keys)
-            log.warning("failed login for %r from %s", display.printable(name, limit=64), self._client(request))
+            # An unknown name is not logged: it may be a password typed in the wrong field.
+            who = repr(display.printable(name, limit=64)) if known else "an unknown user name"
+            log.warning("failed login for %s from %s", who, self._client(request))
             return self._render(request, "login.html", None,
                                 {"next": target, "error": "Wrong user name or password.", "name": name}, 401)
         self.attempts.succeeded(keys[1])
@@ -450,13 +487,13 @@ class Dashboard:
         return f"forgot failed job {row.id}" if ops.forget(storage, row) else f"failed job {row.id} was already gone"
 
     def retry_group(self, request: Request, storage: Storage, form: dict[str, str]) -> str:
-        group = triage.resolve(storage, request.path_params["group"])
+        group = triage.resolve(storage, request.path_params["group"], fresh=False)
         done = triage.retry_group(storage, group, self.now())
         refused = f", {len(done.refused)} refused (they stay failed)" if done.refused else ""
         return f"re-queued {len(done.moved)} failed job(s) of group {group.id}{refused}"
 
     def forget_group(self, request: Request, storage: Storage, form: dict[str, str]) -> str:
-        group = triage.resolve(storage, request.path_params["group"])
+        group = triage.resolve(storage, request.path_params["group"], fresh=False)
         return f"forgot {triage.forget_group(storage, group)} failed job(s) of group {group.id}"
 
     def _queue_name(self, form: dict[str, str]) -> str:

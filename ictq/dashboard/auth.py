@@ -29,7 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from ictq.config import Settings
 from ictq.db import Storage
 from ictq.db.users import ROLES, User, UsersRepository
-from ictq.errors import ConfigError, IctqError
+from ictq.errors import ConfigError, UserError
 
 KEY_SETTING = "ICTQ_DASHBOARD_KEY"
 MIN_KEY_LENGTH = 32
@@ -39,10 +39,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 CSRF_FIELD = "csrf_token"
 
 _hasher = PasswordHasher()
-
-
-class UserError(IctqError):
-    """A dashboard user cannot be added or removed as asked."""
 
 
 def dashboard_key(settings: Settings) -> str:

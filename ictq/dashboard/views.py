@@ -105,11 +105,14 @@ def workers(storage: Storage, now: int) -> list[dict[str, Any]]:
 
 
 def failed(storage: Storage, queue: str = "") -> dict[str, Any]:
-    """The groups of failed jobs (as ``ictq failed --group``) and the newest failed jobs."""
+    """The groups of failed jobs (as ``ictq failed --group``) and the newest failed jobs;
+    ``ungrouped``: how many failed jobs the groups leave out for now (the dashboard's
+    :class:`~ictq.dashboard.app.Reconciler` is grouping them)."""
     queues = [queue] if queue else []
-    groups = [_group(group) for group in triage.groups(storage, queues)]
+    behind = triage.unsigned(storage)  # signs a few new failures; a long reconciliation runs in the background
+    groups = [_group(group) for group in triage.groups(storage, queues, fresh=False)]
     recent = [_failed_row(row) for row in ops.failed_recent(storage, queues, FAILED_LISTED)]
-    return {"queue": queue, "groups": groups, "recent": recent}
+    return {"queue": queue, "groups": groups, "recent": recent, "ungrouped": behind}
 
 
 def _group(group: triage.Group) -> dict[str, Any]:
@@ -126,7 +129,7 @@ def _failed_row(row: ops.FailedRow) -> dict[str, Any]:
 
 def group(storage: Storage, group_id: str) -> dict[str, Any]:
     """One group and its newest members."""
-    found = triage.resolve(storage, group_id)
+    found = triage.resolve(storage, group_id, fresh=False)
     members: list[dict[str, Any]] = []
     for batch in triage.members(storage, found):
         members.extend(_failed_row(row) for row in batch)

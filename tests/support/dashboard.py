@@ -40,9 +40,10 @@ class DashboardServer:
         self.app = app
         app.write_env(ICTQ_DASHBOARD_KEY=secrets.token_urlsafe(48), ICTQ_DASHBOARD_REFRESH=str(refresh_every))
         for (name, password), role in ((OPERATOR, "operator"), (VIEWER, "viewer")):
-            added = app.ictq("dashboard", "user", "add", name, "--role", role, "--password-stdin",
+            added = app.ictq("dashboard", "user", "add", name, "--role", role, "--password-stdin", "--update",
                              input=password + "\n")
-            assert added.returncode == 0 and added.stdout.strip() == "created", added.stderr
+            assert added.returncode == 0 and added.stdout.strip() in ("created", "unchanged"), added.stderr
+        self._clients: list[httpx.Client] = []
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path: Path = app.root / "dashboard.log"
@@ -61,10 +62,14 @@ class DashboardServer:
             return False
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, follow_redirects=False, timeout=60)
+        """A new HTTP client of this dashboard (closed when the server stops)."""
+        client = httpx.Client(base_url=self.base, follow_redirects=False, timeout=60)
+        self._clients.append(client)
+        return client
 
     def login(self, user: tuple[str, str] = OPERATOR) -> httpx.Client:
-        """A client logged in through the form (cookies kept, as a browser keeps them)."""
+        """A client logged in through the form (cookies kept, as a browser keeps them); do not
+        use it in a ``with`` (it is open already): the server closes it when it stops."""
         client = self.client()
         form = client.get("/login")
         done = client.post("/login", data={"name": user[0], "password": user[1], "csrf_token": csrf_of(form.text),
@@ -76,6 +81,8 @@ class DashboardServer:
         return self.log_path.read_text()
 
     def stop(self) -> int:
+        for client in self._clients:
+            client.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
