@@ -184,7 +184,7 @@ class Browser:
     def read_console(self) -> list[dict[str, Any]]:
         """The browser console's entries since the last read (kept in :attr:`console` too)."""
         with contextlib.suppress(WebDriverException):
-            self.console.extend(cast(Chrome, self.driver).get_log("browser"))
+            self.console.extend(cast(Chrome, self.driver).get_log("browser"))  # type: ignore[no-untyped-call]
         return self.console
 
     def csp_violations(self) -> list[str]:
