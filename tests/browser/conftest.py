@@ -218,9 +218,10 @@ def screenshots_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(app: App) -> Iterator[DashboardServer]:
-    """A real ``ictq dashboard`` on the test's database (live updates every second); its log is
-    printed when the test fails."""
-    with dashboard_server(app, refresh_every=1) as running:
+    """A real ``ictq dashboard`` on the test's database (live updates every second), its users
+    added in-process (the CLI that adds them has tests of its own); its log is printed when the
+    test fails."""
+    with dashboard_server(app, refresh_every=1, users_by_cli=False) as running:
         try:
             yield running
         finally:

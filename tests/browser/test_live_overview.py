@@ -13,7 +13,7 @@ from tests.browser.work import BEAT, count, dispatch
 from tests.support.app import App, wait_for
 
 QUEUE = "live"
-SLOW = 300  # jobs of 40 ms: two workers need at least 6 s, so the page sees the drain happen
+SLOW = 240  # jobs of 40 ms: two workers need at least 4.8 s, so the page sees the drain happen
 FAILING = 10
 MORE = 20
 ROW = f'#queues tr[data-queue="{QUEUE}"]'

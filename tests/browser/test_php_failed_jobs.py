@@ -33,7 +33,7 @@ def test_php_failed_jobs_are_readable_and_masked(laravel: LaravelApp, driver: We
     app.php("queue:work", "database", "--stop-when-empty", "--tries=1", "--sleep=1", "--queue=php", timeout=180)
     failed = failed_ids(app)
     assert len(failed) == 2 and count(app, "failed_jobs", f"exception LIKE '%{SECRET}%'") == 2
-    with dashboard_server(app, refresh_every=1) as server:
+    with dashboard_server(app, refresh_every=1, users_by_cli=False) as server:
         browser = Browser(driver, server)
         browser.login()
         sources = [browser.driver.page_source]

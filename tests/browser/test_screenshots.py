@@ -97,7 +97,7 @@ def test_screenshots_for_the_documentation(laravel: LaravelApp, driver: WebDrive
     app = laravel
     php_failure = _state(app)
     where = screenshots_dir(tmp_path)
-    with dashboard_server(app, refresh_every=2) as server:
+    with dashboard_server(app, refresh_every=2, users_by_cli=False) as server:
         browser = Browser(driver, server)
         browser.login()
         browser.wait(lambda d: browser.text('[data-live="workers_alive"]') == "2", "two workers alive")
