@@ -86,6 +86,11 @@ def _state(app: LaravelApp) -> int:
     return php_failure
 
 
+def _grouped(browser: Browser) -> bool:
+    browser.open("/failed")
+    return not browser.all("#ungrouped")
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n", path
@@ -106,7 +111,7 @@ def test_screenshots_for_the_documentation(laravel: LaravelApp, driver: WebDrive
         browser.screenshot(where / "overview.png")
         browser.open("/charts")
         browser.screenshot(where / "charts.png")
-        browser.open("/failed")
+        browser.wait(lambda d: _grouped(browser), "every failure grouped")
         assert len(browser.all("#groups tr[data-group]")) == 3
         browser.screenshot(where / "failed.png")
         browser.open(f"/failed/{php_failure}")
