@@ -48,12 +48,21 @@ def _updates(browser: Browser, count: int) -> None:
         browser.wait(lambda d, before=before: _updated(browser) != before, "a live update")  # type: ignore[misc]
 
 
-def _pending_seen(browser: Browser, total: int) -> list[int]:
-    """Read the pending cell until it shows 0; every value it showed, in order."""
+def _db_pending(app: App) -> int:
+    return count(app, "jobs", f"queue = '{QUEUE}' AND reserved_at IS NULL")
+
+
+def _pending_seen(app: App, browser: Browser, total: int) -> list[int]:
+    """Read the pending cell until it shows 0; every value it showed, in order. Each is checked
+    against the table read just after it: pending only goes down here (nothing dispatches, no
+    job is released), and the page's number was read from the table before, so it is at least
+    the table's number now."""
     seen = [total]
 
     def drained(_: WebDriver) -> bool:
         value = _int_cell(browser, "pending")
+        now = _db_pending(app)
+        assert now <= value <= total, (value, now, seen)
         if value != seen[-1]:
             seen.append(value)
         return value == 0
@@ -74,7 +83,7 @@ def test_live_numbers_while_workers_drain_then_pause(app: App, browser: Browser)
     for name in ("one", "two"):
         app.worker("--queue", QUEUE, "--sleep", "0.1", "--name", name, ICTQ_BEAT_EVERY=BEAT)
     browser.wait(lambda d: browser.text('[data-live="workers_alive"]') == "2", "Workers alive: 2")
-    seen = _pending_seen(browser, total)
+    seen = _pending_seen(app, browser, total)
     # Only going down (nothing else dispatches), seen between full and empty, never reloaded.
     assert seen == sorted(seen, reverse=True) and any(0 < value < total for value in seen), seen
     assert _marked(browser), "the page reloaded"
