@@ -3,12 +3,12 @@ queues), in a real browser, in one test (one server, one database) since each st
 same state:
 
 - logging in and who may do what: an anonymous visit ends on the login form, a wrong password
-  stays there with the error, a viewer reads every page but has no button that changes anything
+  stays there with the error, a viewer reads the pages but has no button that changes anything
   and is refused (403) when it posts a change anyway, logging out ends the session, an operator
   has the buttons;
 - the charts drawn from the workers' history match it (the hour, day and week spans, per queue);
-- refused changes that do not come from an operator's form: no CSRF token, a viewer's session,
-  HTTP Basic credentials alone; nothing changes;
+- refused changes that do not come from an operator's form: the operator's session without its
+  CSRF token (none, empty, forged), HTTP Basic credentials alone; nothing changes;
 - failed jobs retried and forgotten from the page, one by one and by group, each change seen in
   the tables."""
 
@@ -20,13 +20,13 @@ from typing import Any
 from tests.browser.conftest import Browser
 from tests.browser.work import count, dispatch, drain, failed_ids, queued_uuids, uuid_of_failed, wait_history
 from tests.support.app import App
-from tests.support.dashboard import OPERATOR, VIEWER, csrf_of
+from tests.support.dashboard import OPERATOR, VIEWER
 
 # queue -> (jobs that succeed, failing jobs, their error)
 WORK = {"mail": (12, 4, "SMTP server refused the message"), "reports": (8, 3, "report template missing")}
 STEPS = {"hour": 60, "day": 900, "week": 7200}
 CHANGES = {"Retry", "Forget", "Retry all", "Forget all", "Pause", "Resume", "Restart all workers"}
-PAGES = ("/", "/failed", "/charts", "/workers", "/capacity", "/queue?name=mail")
+PAGES = ("/", "/failed", "/queue?name=mail")  # the pages with buttons for an operator
 
 
 def test_roles_charts_and_changes_from_the_page(app: App, browser: Browser) -> None:
@@ -109,8 +109,9 @@ def _login_and_roles(app: App, browser: Browser) -> None:
 
 
 def _refused_outside_an_operators_form(app: App, browser: Browser, target: int) -> None:
-    """The operator's own session without the token; a viewer's session with its token; HTTP
-    Basic alone (the operator's password, no session): each refused, nothing changed."""
+    """The operator's own session without the token (a viewer's session with its token was
+    refused in the browser); HTTP Basic alone (the operator's password, no session): each
+    refused, nothing changed."""
     failed = failed_ids(app)
     operator = browser.http()
     try:
@@ -123,13 +124,6 @@ def _refused_outside_an_operators_form(app: App, browser: Browser, target: int) 
         assert operator.post("/queue/pause", data={"queue": "mail"}).status_code == 403
     finally:
         operator.close()
-    viewer = browser.server.login(VIEWER)  # an httpx client already open (logged in)
-    try:
-        token = csrf_of(viewer.get("/failed").text)
-        refused = viewer.post(f"/failed/{target}/forget", data={"csrf_token": token, "back": "/"})
-        assert refused.status_code == 403 and "viewer" in refused.text, refused.text
-    finally:
-        viewer.close()
     basic = "Basic " + base64.b64encode(f"{OPERATOR[0]}:{OPERATOR[1]}".encode()).decode()
     client = browser.server.client()
     try:
