@@ -110,16 +110,18 @@ def point(start: int, sums: Sums) -> Point:
 
 
 def recent(storage: Storage, now: int, minutes: int = 5) -> dict[str, Rates]:
-    """Per queue with jobs in the last ``minutes`` minutes (the current one and the
-    ``minutes - 1`` before it): jobs and failures per minute (every outcome, released ones too;
-    failed for good), percentiles of wait and runtime, and the mean runtime."""
-    minutes = max(1, minutes)
-    end = now // 60 * 60 + 60
-    totals = HistoryRepository(storage).totals(end - minutes * 60, end)
-    return {queue: rates(queue, sums, minutes) for queue, sums in totals.items()}
+    """Per queue with jobs in the last ``minutes`` complete minutes and the current one: jobs
+    and failures per minute (every outcome counts as a job, a released one too; failures are
+    the jobs failed for good) over the time from the first of those minutes to ``now``,
+    percentiles of wait and runtime, and the mean runtime."""
+    current = now // 60 * 60
+    since = current - max(1, minutes) * 60
+    totals = HistoryRepository(storage).totals(since, current + 60)
+    elapsed = max(60, now - since) / 60
+    return {queue: rates(queue, sums, elapsed) for queue, sums in totals.items()}
 
 
-def rates(queue: str, sums: Sums, minutes: int) -> Rates:
+def rates(queue: str, sums: Sums, minutes: float) -> Rates:
     count = sums.count
     return Rates(queue, count / minutes, sums.failed / minutes,
                  wait_percentile(sums, 0.5), wait_percentile(sums, 0.95),

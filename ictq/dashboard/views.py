@@ -201,7 +201,7 @@ def search(storage: Storage, text: str, now: int) -> dict[str, Any]:
     if _UUID.fullmatch(text):
         by_uuid = failed_jobs.by_uuid(text.lower())
         result["failed"] = [_failed_row(ops.FailedRow.of(by_uuid))] if by_uuid else []
-        result["jobs"] = [_queued_row(job, now) for job in repository.jobs(f'"uuid":"{text.lower()}"')]
+        result["jobs"] = [_queued_row(job, now) for job in repository.jobs(text.lower())]
         return result
     result["jobs"] = [_queued_row(job, now) for job in repository.jobs(text)]
     result["failed"] = [_failed_row(ops.FailedRow.of(job)) for job in repository.failed(text)]

@@ -86,10 +86,12 @@ class HistoryRepository:
 
     def add(self, rows: Sequence[HistoryRow]) -> None:
         """Add these counts to their rows, in one transaction (all or none). Raises DatabaseError.
-        A queue or job name longer than its column is cut to it (:func:`~ictq.db.base.fitted`)."""
+        A queue or job name longer than its column is cut to it (:func:`~ictq.db.base.fitted`).
+        The rows are written in key order, as every worker writes them: two workers adding to the
+        same rows lock them in the same order (no deadlock between them)."""
         if not rows:
             return
-        params = [_params(row) for row in rows]
+        params = sorted((_params(row) for row in rows), key=lambda p: (p["minute"], p["queue"], p["job"]))
         with self.storage.transaction():
             self.storage.run_many("history_add", params)
 

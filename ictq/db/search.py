@@ -10,6 +10,8 @@ only caller of the ``search_*`` statements.
 
 from __future__ import annotations
 
+import json
+
 from ictq.db.base import Storage, writable
 from ictq.db.failed_jobs import FailedJob, failed_rows
 from ictq.db.jobs import QueuedJob
@@ -27,12 +29,14 @@ class SearchRepository:
         return rows[0] if rows else None
 
     def jobs(self, text: str, window: int = WINDOW, limit: int = LIMIT) -> list[QueuedJob]:
-        """Queued jobs of queue ``text``, or whose payload holds ``text``, among the newest ``window``."""
-        return self._jobs("search_jobs", {"text": writable(text), "window": window, "limit": limit})
+        """Queued jobs of queue ``text``, or whose payload holds ``text`` (as JSON writes it: a
+        typed ``App\\Jobs\\Mail`` is found as the payload's ``App\\\\Jobs\\\\Mail``), among the
+        newest ``window``, newest first."""
+        return self._jobs("search_jobs", _params(text, window, limit))
 
     def failed(self, text: str, window: int = WINDOW, limit: int = LIMIT) -> list[FailedJob]:
         """Failed jobs of queue ``text``, or whose payload holds ``text``, among the newest ``window``."""
-        return failed_rows(self.storage, "search_failed", {"text": writable(text), "window": window, "limit": limit})
+        return failed_rows(self.storage, "search_failed", _params(text, window, limit))
 
     def _jobs(self, name: str, params: dict[str, object]) -> list[QueuedJob]:
         return [
@@ -42,6 +46,11 @@ class SearchRepository:
             for job_id, queue, text, attempts, reserved_at, available_at, created_at
             in self.storage.fetch(name, params)
         ]
+
+
+def _params(text: str, window: int, limit: int) -> dict[str, object]:
+    needle = json.dumps(text, ensure_ascii=False)[1:-1]
+    return {"queue": writable(text), "needle": writable(needle), "window": window, "limit": limit}
 
 
 __all__ = ["LIMIT", "WINDOW", "SearchRepository"]

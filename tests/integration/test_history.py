@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
+import tests.support.jobs  # noqa: F401 - registers the test jobs in this process
 from ictq import capacity, history, ops
 from ictq.db import Storage, open_storage
 from ictq.db.history import WAIT_BUCKETS, HistoryRepository, HistoryRow, QueueSnapshot, Sums
 from ictq.db.stats import DURATION_BUCKETS
 from ictq.db.workers import WorkerRecord, WorkersRepository
 from ictq.errors import DatabaseUnavailable
+from ictq.worker import Worker, WorkerOptions
 from ictq.worker.history import JobHistory
 from ictq.worker.housekeeping import Activity, Housekeeping, Identity, Intervals
 from ictq.worker.log import WorkerLog
@@ -86,13 +88,29 @@ def test_workers_write_every_outcome_of_every_job(app: App) -> None:
     assert found == {("default", "test.record"): (12, 0, 0, 12, 12), ("default", "test.boom"): (0, 3, 0, 3, 3),
                      ("other", "test.release"): (4, 0, 4, 8, 8)}
     now = max(int(m) for (m,) in rows(storage, "SELECT minute FROM ictq_history")) + 59
-    rates = history.recent(storage, now, minutes=60)
-    assert rates["default"].failures_per_min == pytest.approx(3 / 60)
-    assert rates["default"].jobs_per_min == pytest.approx(15 / 60)
+    rates = history.recent(storage, now, minutes=60)  # 60 minutes and the current one, 59 s of it
+    assert rates["default"].failures_per_min == pytest.approx(3 / (60 + 59 / 60))
+    assert rates["default"].jobs_per_min == pytest.approx(15 / (60 + 59 / 60))
     assert rates["other"].run_p50 is not None and rates["other"].mean_runtime is not None
     points = history.series(storage, now, "hour", queue="other")
     assert len(points) == 60 and sum(p.processed for p in points) == 4 and sum(p.released for p in points) == 4
     assert history.names(storage, now - 3600) == (["default", "other"], ["test.boom", "test.record", "test.release"])
+
+
+def test_the_wait_runs_from_available_at_to_the_start_on_the_workers_clock(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ICTQ_TEST_OUT", str(app.out))
+    app.client(clock=lambda: T).dispatch("test.record", {"n": 1})  # available at T
+    clock = Clock(T + 90)
+    worker = Worker(app.settings, WorkerOptions(once=True, sleep=0, memory=0), clock=clock)
+    assert worker.run() == 0
+    assert app.executions() == ["1"]
+    storage = app.storage()
+    (minute, processed, wait_sum), = rows(storage, "SELECT minute, processed, wait_sum FROM ictq_history")
+    assert (int(minute), int(processed)) == (T + 60, 1)
+    assert 0 < float(wait_sum) <= 90  # 90 s on the clock, less the run
+    assert sum(HistoryRepository(storage).totals(T, T + 120)["default"].wait_buckets) == 1
+    assert app.settings.history_days == 7
 
 
 def test_two_workers_add_to_the_same_minute_rows(app: App) -> None:

@@ -18,10 +18,13 @@ from ictq.db import NewJob, Reserved, Storage
 from ictq.db.control import PAUSE_PREFIX, RESTART, ControlRepository, ControlState
 from ictq.db.failed_jobs import FailedCounts, FailedJob, FailedJobsRepository
 from ictq.db.failure_groups import FailureGroupsRepository, Fingerprint, GroupCount, GroupText, Signed
+from ictq.db.history import HistoryRepository, HistoryRow, QueueSnapshot, Sums
 from ictq.db.jobs import JobAttempts, JobsRepository, QueueCounts, QueuedJob
 from ictq.db.laravel_cache import CacheTableRepository
 from ictq.db.mail_ledger import MailLedgerRepository, SentRecord
+from ictq.db.search import SearchRepository
 from ictq.db.stats import StatsRepository, StatsRow
+from ictq.db.users import User, UsersRepository
 from ictq.db.workers import WorkerRecord, WorkersRepository
 from ictq.errors import DatabaseError
 from tests.support.app import App, count_rows, rows
@@ -317,6 +320,70 @@ def test_stats_put_replace_read_and_forget(app: App) -> None:
     assert {row.worker_id for row in repository.all()} == {"a:1:boot"}
 
 
+def test_history_adds_sums_snapshots_and_prunes(app: App) -> None:
+    repository = HistoryRepository(app.storage())
+    one = Sums(1, 2, 3, 0.5, 1.5, tuple(range(14)), tuple(range(12)))
+    long_name = "q" * 300  # cut to the column, with a hash
+    repository.add([HistoryRow(NOW, "default", "a", one), HistoryRow(NOW + 60, "default", "a", one),
+                    HistoryRow(NOW + 60, long_name, "b", one)])
+    repository.add([HistoryRow(NOW, "default", "a", one)])  # adds, not replaces
+    repository.add([])
+    totals = repository.totals(NOW, NOW + 120)
+    assert totals["default"] == one + one + one and len(totals) == 2
+    assert sorted(len(name) for name in totals) == [7, 191]
+    assert repository.series(NOW, NOW + 120, 60, queue="default", job="a") == [(NOW, one + one), (NOW + 60, one)]
+    assert repository.series(NOW, NOW + 120, 120) == [(NOW, one + one + one + one)]
+    assert repository.series(NOW, NOW + 120, 60, job="b") == [(NOW + 60, one)]
+    assert repository.queues(NOW + 60) == sorted(["default", next(n for n in totals if n != "default")])
+    assert repository.jobs(NOW + 60) == ["a", "b"] and repository.jobs(NOW + 120) == []
+    assert repository.mark(NOW) is True and repository.mark(NOW) is False and repository.mark(NOW + 120) is True
+    assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW, NOW + 120)
+    assert repository.snapshot_minutes(NOW + 180, NOW + 240) is None
+    repository.put_sizes(NOW, [QueueSnapshot("default", 3, 2, 1), QueueSnapshot("emails", 0, 5, 0)])
+    assert repository.sizes_at(NOW) == {"default": QueueSnapshot("default", 3, 2, 1),
+                                        "emails": QueueSnapshot("emails", 0, 5, 0)}
+    assert repository.sizes_at(NOW + 60) == {}
+    assert repository.prune(NOW + 60) == 1  # the minute before
+    assert repository.totals(NOW, NOW + 120)["default"] == one and repository.sizes_at(NOW) == {}
+    assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW + 120, NOW + 120)
+
+
+def test_dashboard_users_put_read_replace_and_delete(app: App) -> None:
+    repository = UsersRepository(app.storage())
+    assert repository.all() == [] and repository.get("ann") is None
+    repository.put("ann", "viewer", "$argon2id$one", NOW)
+    repository.put("bob", "operator", "$argon2id$two", NOW + 1)
+    assert repository.get("ann") == User("ann", "viewer", "$argon2id$one", NOW, NOW)
+    repository.put("ann", "operator", "$argon2id$three", NOW + 5)
+    assert repository.all() == [User("ann", "operator", "$argon2id$three", NOW, NOW + 5),
+                                User("bob", "operator", "$argon2id$two", NOW + 1, NOW + 1)]
+    with pytest.raises(ValueError):
+        repository.put("eve", "admin", "h", NOW)
+    assert repository.delete("ann") and not repository.delete("ann")
+    assert [user.name for user in repository.all()] == ["bob"] and repository.get("bob").operator  # type: ignore[union-attr]
+
+
+def test_search_probes_ids_and_reads_a_window_of_the_newest_rows(app: App) -> None:
+    storage = app.storage()
+    jobs_of(storage)
+    ids = failures(storage)
+    repository = SearchRepository(storage)
+    job_ids = [int(row[0]) for row in rows(storage, "SELECT id FROM jobs ORDER BY id")]
+    found = repository.job_by_id(job_ids[2])
+    assert found is not None and (found.queue, found.payload) == ("default", payload("d3"))
+    assert repository.job_by_id(job_ids[-1] + 1) is None
+    assert [job.id for job in repository.jobs("emails")] == [job_ids[3]]  # a queue's name
+    assert [job.id for job in repository.jobs('d2')] == [job_ids[1]]  # text in the payload
+    assert [job.id for job in repository.jobs("Sync")] == job_ids[::-1]  # newest first
+    assert [job.id for job in repository.jobs("Sync", limit=2)] == job_ids[:1:-1]
+    assert [job.id for job in repository.jobs("Sync", window=2)] == job_ids[:1:-1]  # only the newest two ids
+    assert repository.jobs("nowhere") == []
+    assert [job.id for job in repository.failed("App\\Jobs\\Mail")] == [ids[3]]
+    assert [job.id for job in repository.failed("emails")] == [ids[3], ids[1]]
+    assert [job.uuid for job in repository.failed('f5')] == ["f5"]
+    assert [job.id for job in repository.failed("Sync", window=1)] == [ids[4]]
+
+
 def test_laravel_cache_table_put_read_replace_and_forget(app: App) -> None:
     """The Laravel app's cache table, as ``php artisan cache:table`` makes it (the mixed-fleet
     tests use the one Laravel's own migration creates)."""
@@ -350,7 +417,7 @@ REPOSITORIES = _repositories()
 
 def test_the_repositories_are_found() -> None:
     assert {JobsRepository, FailedJobsRepository, MailLedgerRepository, WorkersRepository, ControlRepository,
-            StatsRepository, CacheTableRepository} <= set(REPOSITORIES)
+            StatsRepository, CacheTableRepository, HistoryRepository} <= set(REPOSITORIES)
 
 
 @pytest.mark.parametrize("repository", REPOSITORIES, ids=lambda cls: cls.__name__)

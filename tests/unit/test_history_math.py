@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ictq import capacity, history
-from ictq.db.history import WAIT_BUCKETS, Sums
+from ictq.db.history import WAIT_BUCKETS, HistoryRepository, HistoryRow, Sums
 from ictq.db.stats import DURATION_BUCKETS
 from ictq.errors import UnknownSpan
 from ictq.worker.history import JobHistory, wait_of
+from tests.support.app import App
 
 
 def test_percentile_interpolates_within_the_bucket_and_caps_at_the_last_bound() -> None:
@@ -120,3 +121,30 @@ def test_advice_hint() -> None:
     assert capacity.Advice("q", 60.0, 1.0, 1.0, 6, 4, 3.0, None).hint == "numprocs=4 would do (2 spare)"
     assert capacity.Advice("q", 0.0, None, 0.0, 1, None, None, None).hint == "no run measured in the window"
     assert math.isclose(Sums(1, 2, 3).count, 6)
+
+
+def test_series_and_recent_on_seeded_history(sqlite_app: App) -> None:
+    storage = sqlite_app.storage()
+    now = 1_800_000_000 + 3 * 900 + 125  # 2 minutes and 5 s into a quarter of an hour
+    wait = tuple(1 if bound == 2.0 else 0 for bound in WAIT_BUCKETS)
+    run = tuple(1 if bound == 0.1 else 0 for bound in DURATION_BUCKETS)
+    one = Sums(1, 0, 0, 0.1, 1.5, run, wait)
+    minute = now // 60 * 60
+    HistoryRepository(storage).add([
+        HistoryRow(minute, "default", "a", one), HistoryRow(minute - 60, "default", "b", one + one),
+        HistoryRow(minute - 180, "other", "a", one),  # the previous quarter of an hour
+        HistoryRow(minute - 3600, "default", "a", one)])  # out of the hour's chart
+    points = history.series(storage, now, "hour")
+    assert len(points) == 60 and points[-1].start == minute and points[0].start == minute - 59 * 60
+    assert [(p.start, p.processed) for p in points if p.processed] == [
+        (minute - 180, 1), (minute - 60, 2), (minute, 1)]
+    assert points[-1].wait_p50 == pytest.approx(1.5) and points[-1].run_p95 == pytest.approx(0.05 + 0.05 * 0.95)
+    assert points[1].wait_p50 is None and points[1].processed == 0
+    day = history.series(storage, now, "day", queue="default")
+    assert len(day) == 96 and day[-1].start == now // 900 * 900 and day[-1].processed == 3
+    assert day[-2].processed == 0 and day[-5].processed == 1  # the hour before: 4 steps back
+    assert sum(p.processed for p in history.series(storage, now, "week", job="a")) == 3
+    rates = history.recent(storage, now, minutes=2)  # 2 minutes and the current one, 5 s of it
+    assert set(rates) == {"default"} and rates["default"].jobs_per_min == pytest.approx(3 / (2 + 5 / 60))
+    assert rates["default"].mean_runtime == pytest.approx(0.1)
+    assert history.names(storage, now - 600) == (["default", "other"], ["a", "b"])

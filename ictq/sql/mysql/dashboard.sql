@@ -32,11 +32,11 @@ SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM 
 -- name: search_jobs
 SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM `{jobs}`
 WHERE id > (SELECT COALESCE(MAX(id), 0) FROM `{jobs}`) - %(window)s
-  AND (queue = %(text)s OR LOCATE(%(text)s, payload) > 0)
+  AND (queue = %(queue)s OR LOCATE(%(needle)s, payload) > 0)
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: search_failed
 SELECT id, uuid, connection, queue, payload, exception, failed_at FROM `{failed_jobs}`
 WHERE id > (SELECT COALESCE(MAX(id), 0) FROM `{failed_jobs}`) - %(window)s
-  AND (queue = %(text)s OR LOCATE(%(text)s, payload) > 0)
+  AND (queue = %(queue)s OR LOCATE(%(needle)s, payload) > 0)
 ORDER BY id DESC LIMIT %(limit)s;

@@ -32,11 +32,11 @@ SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM 
 -- name: search_jobs
 SELECT id, queue, payload, attempts, reserved_at, available_at, created_at FROM "{jobs}"
 WHERE id > (SELECT COALESCE(MAX(id), 0) FROM "{jobs}") - :window
-  AND (queue = :text OR instr(payload, :text) > 0)
+  AND (queue = :queue OR instr(payload, :needle) > 0)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: search_failed
 SELECT id, uuid, connection, queue, payload, exception, failed_at FROM "{failed_jobs}"
 WHERE id > (SELECT COALESCE(MAX(id), 0) FROM "{failed_jobs}") - :window
-  AND (queue = :text OR instr(payload, :text) > 0)
+  AND (queue = :queue OR instr(payload, :needle) > 0)
 ORDER BY id DESC LIMIT :limit;
