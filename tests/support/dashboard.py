@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,11 +36,28 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def add_users(app: App) -> None:
+    """The operator and the viewer added in this process, as ``ictq dashboard user add --update``
+    adds them, without a CLI process each (for suites that start many servers)."""
+    from ictq.dashboard import auth
+
+    storage = app.storage()
+    try:
+        for (name, password), role in ((OPERATOR, "operator"), (VIEWER, "viewer")):
+            assert auth.add_user(storage, name, role, password, True, int(time.time())) in ("created", "unchanged")
+    finally:
+        storage.close()
+
+
 class DashboardServer:
-    def __init__(self, app: App, refresh_every: float = 1) -> None:
+    def __init__(self, app: App, refresh_every: float = 1, users_by_cli: bool = True) -> None:
         self.app = app
         app.write_env(ICTQ_DASHBOARD_KEY=secrets.token_urlsafe(48), ICTQ_DASHBOARD_REFRESH=str(refresh_every))
-        for (name, password), role in ((OPERATOR, "operator"), (VIEWER, "viewer")):
+        users: tuple[tuple[tuple[str, str], str], ...] = ((OPERATOR, "operator"), (VIEWER, "viewer"))
+        if not users_by_cli:  # the same users, without two CLI processes
+            add_users(app)
+            users = ()
+        for (name, password), role in users:
             added = app.ictq("dashboard", "user", "add", name, "--role", role, "--password-stdin", "--update",
                              input=password + "\n")
             assert added.returncode == 0 and added.stdout.strip() in ("created", "unchanged"), added.stderr
@@ -95,8 +113,8 @@ class DashboardServer:
 
 
 @contextmanager
-def dashboard_server(app: App, refresh_every: float = 1) -> Iterator[DashboardServer]:
-    server = DashboardServer(app, refresh_every)
+def dashboard_server(app: App, refresh_every: float = 1, users_by_cli: bool = True) -> Iterator[DashboardServer]:
+    server = DashboardServer(app, refresh_every, users_by_cli)
     try:
         yield server
     finally:
