@@ -284,11 +284,12 @@ class Dashboard:
         header = request.headers.get("authorization", "")
         if header[:6].lower() == "basic ":
             return self._basic(request, storage, header[6:].strip())
-        name = request.session.get("user")
-        if not isinstance(name, str):
+        name, sid = request.session.get("user"), request.session.get("sid")
+        if not isinstance(name, str) or not isinstance(sid, str):
             return None
-        user = UsersRepository(storage).get(name)
-        if user is None or request.session.get("v") != user.updated_at:
+        users = UsersRepository(storage)
+        user = users.get(name)
+        if user is None or request.session.get("v") != user.updated_at or users.session_ended(sid):
             request.session.clear()  # removed, or a new password or role since this login
             return None
         return user
@@ -411,7 +412,8 @@ class Dashboard:
                                 {"next": target, "error": "Wrong user name or password.", "name": name}, 401)
         self.attempts.succeeded(keys[1])
         request.session.clear()
-        request.session.update(user=user.name, v=user.updated_at, csrf=auth.new_csrf_token())
+        request.session.update(user=user.name, v=user.updated_at, csrf=auth.new_csrf_token(),
+                               sid=secrets.token_urlsafe(24))
         log.info("%s logged in from %s", user.name, self._client(request))
         return RedirectResponse(target, status_code=303)
 
@@ -419,6 +421,18 @@ class Dashboard:
         form = await request.form()
         if not auth.same_token(request.session.get("csrf"), form.get(auth.CSRF_FIELD)):
             raise Refused(403, "the logout form has no valid CSRF token")
+        sid = request.session.get("sid")
+        if isinstance(sid, str):
+            # The signed cookie cannot be taken back: its session is remembered as ended, so a
+            # copy of it is refused too, until any copy would have expired anyway (every response
+            # signs the cookie again: a copy made now lives SESSION_AGE from now at most).
+            def end() -> None:
+                with self.storages.borrow() as storage:
+                    users = UsersRepository(storage)
+                    users.end_session(sid, self.now() + SESSION_AGE)
+                    users.prune_sessions(self.now())
+
+            await run_in_threadpool(end)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 

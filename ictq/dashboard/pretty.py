@@ -71,6 +71,8 @@ def _php_lines(value: Any, depth: int) -> list[str]:
         for name, item in value._asdict().items():
             lines.extend(_php_member(_property(str(name)), item, depth + 1))
         return [*lines, f"{pad}}}"]
+    if isinstance(value, dict) and not value:
+        return [f"{pad}[]"]
     if isinstance(value, dict):
         lines = [f"{pad}["]
         for key, item in value.items():

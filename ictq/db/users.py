@@ -1,6 +1,8 @@
 """The ``ictq_dashboard_users`` table: who may log in to ``ictq dashboard``, with which role,
 and the hash of their password (argon2, made by :mod:`ictq.dashboard.auth`; the password itself
-is never stored). :class:`UsersRepository` is the only caller of the ``user_*`` statements."""
+is never stored); and ``ictq_dashboard_ended``, the sessions logged out before their signed
+cookie expires. :class:`UsersRepository` is the only caller of the ``user_*`` and ``session_*``
+statements."""
 
 from __future__ import annotations
 
@@ -45,6 +47,17 @@ class UsersRepository:
     def delete(self, name: str) -> bool:
         """Remove the user; False when there was none."""
         return self.storage.run("user_delete", {"name": name}) > 0
+
+    def end_session(self, sid: str, expires_at: int) -> None:
+        """Remember that session ``sid`` was logged out (until its cookie would expire anyway)."""
+        self.storage.run("session_end", {"sid": sid, "expires_at": expires_at})
+
+    def session_ended(self, sid: str) -> bool:
+        return bool(self.storage.fetch("session_ended", {"sid": sid}))
+
+    def prune_sessions(self, now: int) -> int:
+        """Forget ended sessions whose cookies have expired; return how many."""
+        return self.storage.run("session_prune", {"now": now})
 
 
 def _user(row: tuple[object, ...]) -> User:

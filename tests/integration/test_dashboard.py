@@ -177,6 +177,14 @@ def test_logins_are_limited_and_sessions_end_with_the_user(app: App) -> None:
                            "--update", input="a brand new password\n")
         assert changed.stdout.strip() == "updated"
         assert operator.get("/api/overview").status_code == 401  # the old session ended
+        kept = server.login(("olga", "a brand new password"))
+        copy = server.client()
+        copy.cookies.update(kept.cookies)
+        assert copy.get("/api/overview").status_code == 200
+        out = kept.post("/logout", data={"csrf_token": csrf_of(kept.get("/").text)})
+        assert out.status_code == 303 and out.headers["location"] == "/login"
+        assert copy.get("/api/overview").status_code == 401  # a copy of the cookie ended with the logout
+        assert kept.get("/").status_code == 303
         viewer = server.login(VIEWER)
         assert app.ictq("dashboard", "user", "remove", VIEWER[0]).returncode == 0
         assert viewer.get("/").status_code == 303

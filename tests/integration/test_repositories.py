@@ -360,6 +360,12 @@ def test_dashboard_users_put_read_replace_and_delete(app: App) -> None:
     with pytest.raises(ValueError):
         repository.put("eve", "admin", "h", NOW)
     assert repository.delete("ann") and not repository.delete("ann")
+    repository.end_session("s1", NOW + 10)
+    repository.end_session("s1", NOW + 10)  # twice: one logout, two tabs
+    repository.end_session("s2", NOW + 99)
+    assert repository.session_ended("s1") and not repository.session_ended("s3")
+    assert repository.prune_sessions(NOW + 50) == 1
+    assert not repository.session_ended("s1") and repository.session_ended("s2")
     assert [user.name for user in repository.all()] == ["bob"] and repository.get("bob").operator  # type: ignore[union-attr]
 
 

@@ -24,6 +24,22 @@ ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, hash = EXCLUDED.hash, upd
 -- name: user_delete
 DELETE FROM "ictq_dashboard_users" WHERE name = %(name)s;
 
+-- Sessions ended by a logout before their cookie expires (the cookie itself cannot be taken back).
+-- name: schema
+CREATE TABLE IF NOT EXISTS "ictq_dashboard_ended" (
+    "sid" varchar(64) PRIMARY KEY NOT NULL,
+    "expires_at" integer NOT NULL
+);
+
+-- name: session_end
+INSERT INTO "ictq_dashboard_ended" (sid, expires_at) VALUES (%(sid)s, %(expires_at)s) ON CONFLICT (sid) DO NOTHING;
+
+-- name: session_ended
+SELECT 1 FROM "ictq_dashboard_ended" WHERE sid = %(sid)s;
+
+-- name: session_prune
+DELETE FROM "ictq_dashboard_ended" WHERE expires_at < %(now)s;
+
 -- Searches read a bounded window of the newest rows (by the primary key), whatever the size of
 -- the table: a payload has no column of its own to index.
 -- name: search_job_by_id

@@ -24,6 +24,22 @@ ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, upd
 -- name: user_delete
 DELETE FROM "ictq_dashboard_users" WHERE name = :name;
 
+-- Sessions ended by a logout before their cookie expires (the cookie itself cannot be taken back).
+-- name: schema
+CREATE TABLE IF NOT EXISTS "ictq_dashboard_ended" (
+    "sid" varchar(64) PRIMARY KEY NOT NULL,
+    "expires_at" integer NOT NULL
+);
+
+-- name: session_end
+INSERT OR IGNORE INTO "ictq_dashboard_ended" (sid, expires_at) VALUES (:sid, :expires_at);
+
+-- name: session_ended
+SELECT 1 FROM "ictq_dashboard_ended" WHERE sid = :sid;
+
+-- name: session_prune
+DELETE FROM "ictq_dashboard_ended" WHERE expires_at < :now;
+
 -- Searches read a bounded window of the newest rows (by the primary key), whatever the size of
 -- the table: a payload has no column of its own to index.
 -- name: search_job_by_id
