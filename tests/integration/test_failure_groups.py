@@ -248,3 +248,27 @@ def test_size_counts_failed_jobs_in_failed_jobs_while_the_side_tables_lag(app: A
     assert not triage.in_step(storage)  # a deletion is found by the walk of a reconciliation only
     assert failed_counts(triage.sizes(storage, NOW)) == [("default", 2, 0), ("emails", 10, 0)]
     assert_side_data_right(storage)
+
+
+def test_new_failures_are_signed_with_two_probes_and_group_actions_keep_the_side_tables_in_step(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = app.storage()
+    for failed_id in range(1, 5):
+        php_insert_failed(storage, failed_id, "default", "mail.welcome", EXCEPTIONS[failed_id % 2].format(n=failed_id))
+    triage.reconcile(storage)
+    assert triage.sign_new(storage)  # nothing new
+    for failed_id in (5, 6, 7):
+        php_insert_failed(storage, failed_id, "emails", "mail.welcome", EXCEPTIONS[2])
+    assert triage.sign_new(storage)
+    assert_side_data_right(storage)
+    monkeypatch.setattr(triage, "SIZES_BUDGET", 2)
+    for failed_id in (8, 9, 10):
+        php_insert_failed(storage, failed_id, "emails", "mail.welcome", EXCEPTIONS[2])
+    assert not triage.sign_new(storage)  # more than the budget: left to reconcile
+    triage.reconcile(storage)
+    keyerror = next(g for g in triage.groups(storage, fresh=False) if g.signature.startswith("KeyError"))
+    assert triage.forget_group(storage, keyerror) == 6
+    done = triage.retry_group(storage, next(iter(triage.groups(storage, fresh=False))), NOW)
+    assert len(done.moved) == 2 and not done.refused
+    assert FailureGroupsRepository(storage).fingerprints()[0] == FailureGroupsRepository(storage).kept()
+    assert_side_data_right(storage)

@@ -185,6 +185,7 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     repository = FailureGroupsRepository(storage)
     failed, members = repository.fingerprints()
     assert failed == Fingerprint(5, ids[-1], sum(ids)) and members == Fingerprint(0, 0, 0)
+    assert repository.kept() in (None, Fingerprint(0, 0, 0))  # none kept yet, or an empty one
     assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == ids
     assert [job.id for job in repository.unsigned(ids[0], ids[-1], 2)] == ids[1:3]
     assert [job.id for job in repository.unsigned(ids[0], ids[2], 10)] == ids[1:3]
@@ -196,6 +197,8 @@ def test_failure_groups_sign_count_and_forget(app: App) -> None:
     repository.put([])
     assert [job.id for job in repository.unsigned(0, ids[-1], 10)] == [ids[1], ids[4]]
     assert repository.fingerprints()[1] == Fingerprint(3, ids[3], ids[0] + ids[2] + ids[3])
+    assert repository.kept() == Fingerprint(3, ids[3], ids[0] + ids[2] + ids[3])
+    assert repository.highest_failed() == ids[-1]
     assert repository.texts() == {"g1": GroupText("g1", "App\\Jobs\\Sync", "ValueError: one"),
                                   "g2": GroupText("g2", "App\\Jobs\\Mail", "E")}
     assert sorted(repository.counts(), key=lambda c: c.group_id) == [
