@@ -1,7 +1,8 @@
 """The history tables: ``ictq_history``, per minute, queue and job name, the outcomes of the jobs
 (processed, failed, released), their summed runtimes and waits and both as histograms (a column
 per bucket, so that SQL sums them); ``ictq_history_sizes``, a per-minute snapshot of the queues'
-sizes, and ``ictq_history_marks``, the minutes whose snapshot a worker has taken (the first
+sizes; ``ictq_history_hourly``, the same sums per hour (the week's chart and the names of the
+charts' pickers read it), and ``ictq_history_marks``, the minutes whose snapshot a worker has taken (the first
 worker to mark a minute writes it; the others do not even read the sizes).
 
 Every worker adds its counts to the minute's rows with its heartbeat (an upsert that adds, so
@@ -24,6 +25,7 @@ WAIT_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.
 RUNTIME_COLUMNS = tuple(f"r{i}" for i in range(len(DURATION_BUCKETS)))
 WAIT_COLUMNS = tuple(f"w{i}" for i in range(len(WAIT_BUCKETS)))
 NAME_CHARS = 191  # the queue and job columns: varchar(191)
+HOUR = 3600
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,15 @@ class HistoryRepository:
         same rows lock them in the same order (no deadlock between them)."""
         if not rows:
             return
-        params = sorted((_params(row) for row in rows), key=lambda p: (p["minute"], p["queue"], p["job"]))
+        params = sorted((_params(row) for row in rows), key=_key)
+        hours: dict[tuple[int, str, str], Sums] = {}
+        for row in rows:
+            key = (row.minute // HOUR * HOUR, row.queue, row.job)
+            hours[key] = hours.get(key, Sums()) + row.sums
+        hourly = sorted((_params(HistoryRow(*key, sums)) for key, sums in hours.items()), key=_key)
         with self.storage.transaction():
             self.storage.run_many("history_add", params)
+            self.storage.run_many("history_add_hourly", hourly)
 
     def mark(self, minute: int) -> bool:
         """Mark ``minute`` as snapshotted; True for the one caller that marked it first."""
@@ -113,7 +121,10 @@ class HistoryRepository:
         params = {"since": since, "until": until, "step": step,
                   "any_queue": int(queue is None), "queue": fitted(queue or "", NAME_CHARS),
                   "any_job": int(job is None), "job": fitted(job or "", NAME_CHARS)}
-        return [(int(row[0]), Sums.of(row[1:])) for row in self.storage.fetch("history_series", params)]
+        # Steps of whole hours that start on an hour read the hourly roll-up: a week is 168 rows
+        # per queue and job, not 10,080.
+        statement = "history_series_hourly" if step % HOUR == 0 and since % HOUR == 0 else "history_series"
+        return [(int(row[0]), Sums.of(row[1:])) for row in self.storage.fetch(statement, params)]
 
     def totals(self, since: int, until: int) -> dict[str, Sums]:
         """The rows of minutes in ``[since, until)`` summed per queue."""
@@ -121,12 +132,12 @@ class HistoryRepository:
                 for row in self.storage.fetch("history_totals", {"since": since, "until": until})}
 
     def queues(self, since: int) -> list[str]:
-        """The queues with rows since ``since``."""
-        return [str(queue) for (queue,) in self.storage.fetch("history_queues", {"since": since})]
+        """The queues with rows since the hour of ``since`` (from the hourly roll-up)."""
+        return [str(queue) for (queue,) in self.storage.fetch("history_queues", {"since": since // HOUR * HOUR})]
 
     def jobs(self, since: int) -> list[str]:
-        """The job names with rows since ``since``."""
-        return [str(job) for (job,) in self.storage.fetch("history_jobs", {"since": since})]
+        """The job names with rows since the hour of ``since`` (from the hourly roll-up)."""
+        return [str(job) for (job,) in self.storage.fetch("history_jobs", {"since": since // HOUR * HOUR})]
 
     def snapshot_minutes(self, since: int, until: int) -> tuple[int, int] | None:
         """The first and the last minute in ``[since, until)`` with a sizes snapshot; None when none."""
@@ -141,9 +152,14 @@ class HistoryRepository:
     def prune(self, before: int) -> int:
         """Delete the rows of minutes before ``before``; return how many history rows went."""
         deleted = self.storage.run("history_prune", {"before": before})
+        self.storage.run("history_prune_hourly", {"before": before // HOUR * HOUR})
         self.storage.run("history_prune_sizes", {"before": before})
         self.storage.run("history_prune_marks", {"before": before})
         return deleted
+
+
+def _key(params: dict[str, Any]) -> tuple[int, str, str]:
+    return params["minute"], params["queue"], params["job"]
 
 
 def _params(row: HistoryRow) -> dict[str, Any]:

@@ -338,7 +338,12 @@ def test_history_adds_sums_snapshots_and_prunes(app: App) -> None:
     assert repository.series(NOW, NOW + 120, 120) == [(NOW, one + one + one + one)]
     assert repository.series(NOW, NOW + 120, 60, job="b") == [(NOW + 60, one)]
     assert repository.queues(NOW + 60) == sorted(["default", next(n for n in totals if n != "default")])
-    assert repository.jobs(NOW + 60) == ["a", "b"] and repository.jobs(NOW + 120) == []
+    assert repository.jobs(NOW + 60) == ["a", "b"] and repository.jobs(NOW + 3600) == []  # names by the hour
+    repository.add([HistoryRow(NOW + 3660, "default", "a", one)])
+    # whole hours from an hour's start read the hourly roll-up: the same sums
+    assert repository.series(NOW, NOW + 7200, 3600) == [(NOW, one + one + one + one), (NOW + 3600, one)]
+    assert repository.series(NOW, NOW + 7200, 7200, queue="default") == [(NOW, one + one + one + one)]
+    assert repository.jobs(NOW + 3600) == ["a"]
     assert repository.mark(NOW) is True and repository.mark(NOW) is False and repository.mark(NOW + 120) is True
     assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW, NOW + 120)
     assert repository.snapshot_minutes(NOW + 180, NOW + 240) is None
@@ -346,7 +351,8 @@ def test_history_adds_sums_snapshots_and_prunes(app: App) -> None:
     assert repository.sizes_at(NOW) == {"default": QueueSnapshot("default", 3, 2, 1),
                                         "emails": QueueSnapshot("emails", 0, 5, 0)}
     assert repository.sizes_at(NOW + 60) == {}
-    assert repository.prune(NOW + 60) == 1  # the minute before
+    assert repository.prune(NOW + 60) == 1  # the minute before (the hour it is in stays)
+    assert repository.series(NOW, NOW + 7200, 3600)[0] == (NOW, one + one + one + one)
     assert repository.totals(NOW, NOW + 120)["default"] == one and repository.sizes_at(NOW) == {}
     assert repository.snapshot_minutes(NOW, NOW + 180) == (NOW + 120, NOW + 120)
 

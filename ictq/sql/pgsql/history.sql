@@ -42,6 +42,44 @@ CREATE TABLE IF NOT EXISTS "ictq_history" (
     "w11" integer NOT NULL DEFAULT 0,
     PRIMARY KEY ("minute", "queue", "job")
 );
+-- The same sums per hour (minute = the hour's start), for the week's chart and the names.
+CREATE TABLE IF NOT EXISTS "ictq_history_hourly" (
+    "minute" integer NOT NULL,
+    "queue" varchar(191) NOT NULL,
+    "job" varchar(191) NOT NULL,
+    "processed" bigint NOT NULL,
+    "failed" bigint NOT NULL,
+    "released" bigint NOT NULL,
+    "runtime_sum" double precision NOT NULL,
+    "wait_sum" double precision NOT NULL,
+    "r0" integer NOT NULL DEFAULT 0,
+    "r1" integer NOT NULL DEFAULT 0,
+    "r2" integer NOT NULL DEFAULT 0,
+    "r3" integer NOT NULL DEFAULT 0,
+    "r4" integer NOT NULL DEFAULT 0,
+    "r5" integer NOT NULL DEFAULT 0,
+    "r6" integer NOT NULL DEFAULT 0,
+    "r7" integer NOT NULL DEFAULT 0,
+    "r8" integer NOT NULL DEFAULT 0,
+    "r9" integer NOT NULL DEFAULT 0,
+    "r10" integer NOT NULL DEFAULT 0,
+    "r11" integer NOT NULL DEFAULT 0,
+    "r12" integer NOT NULL DEFAULT 0,
+    "r13" integer NOT NULL DEFAULT 0,
+    "w0" integer NOT NULL DEFAULT 0,
+    "w1" integer NOT NULL DEFAULT 0,
+    "w2" integer NOT NULL DEFAULT 0,
+    "w3" integer NOT NULL DEFAULT 0,
+    "w4" integer NOT NULL DEFAULT 0,
+    "w5" integer NOT NULL DEFAULT 0,
+    "w6" integer NOT NULL DEFAULT 0,
+    "w7" integer NOT NULL DEFAULT 0,
+    "w8" integer NOT NULL DEFAULT 0,
+    "w9" integer NOT NULL DEFAULT 0,
+    "w10" integer NOT NULL DEFAULT 0,
+    "w11" integer NOT NULL DEFAULT 0,
+    PRIMARY KEY ("minute", "queue", "job")
+);
 CREATE TABLE IF NOT EXISTS "ictq_history_sizes" (
     "minute" integer NOT NULL,
     "queue" varchar(191) NOT NULL,
@@ -110,10 +148,10 @@ GROUP BY queue
 ORDER BY queue;
 
 -- name: history_queues
-SELECT DISTINCT queue FROM "ictq_history" WHERE minute >= %(since)s ORDER BY queue;
+SELECT DISTINCT queue FROM "ictq_history_hourly" WHERE minute >= %(since)s ORDER BY queue;
 
 -- name: history_jobs
-SELECT DISTINCT job FROM "ictq_history" WHERE minute >= %(since)s ORDER BY job;
+SELECT DISTINCT job FROM "ictq_history_hourly" WHERE minute >= %(since)s ORDER BY job;
 
 -- The first and last minutes with a sizes snapshot in [since, until).
 -- name: history_marks_range
@@ -130,3 +168,39 @@ DELETE FROM "ictq_history_sizes" WHERE minute < %(before)s;
 
 -- name: history_prune_marks
 DELETE FROM "ictq_history_marks" WHERE minute < %(before)s;
+
+-- The hourly roll-up: the same counts added to the hour's row.
+-- name: history_add_hourly
+INSERT INTO "ictq_history_hourly" AS t (minute, queue, job, processed, failed, released, runtime_sum, wait_sum,
+    r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11)
+VALUES (
+        %(minute)s, %(queue)s, %(job)s, %(processed)s, %(failed)s, %(released)s, %(runtime_sum)s,
+        %(wait_sum)s, %(r0)s, %(r1)s, %(r2)s, %(r3)s, %(r4)s, %(r5)s, %(r6)s, %(r7)s, %(r8)s, %(r9)s, %(r10)s,
+        %(r11)s, %(r12)s, %(r13)s, %(w0)s, %(w1)s, %(w2)s, %(w3)s, %(w4)s, %(w5)s, %(w6)s, %(w7)s, %(w8)s,
+        %(w9)s, %(w10)s, %(w11)s)
+ON CONFLICT (minute, queue, job) DO UPDATE SET
+    processed = t.processed + EXCLUDED.processed, failed = t.failed + EXCLUDED.failed,
+    released = t.released + EXCLUDED.released, runtime_sum = t.runtime_sum + EXCLUDED.runtime_sum,
+    wait_sum = t.wait_sum + EXCLUDED.wait_sum, r0 = t.r0 + EXCLUDED.r0, r1 = t.r1 + EXCLUDED.r1,
+    r2 = t.r2 + EXCLUDED.r2, r3 = t.r3 + EXCLUDED.r3, r4 = t.r4 + EXCLUDED.r4, r5 = t.r5 + EXCLUDED.r5,
+    r6 = t.r6 + EXCLUDED.r6, r7 = t.r7 + EXCLUDED.r7, r8 = t.r8 + EXCLUDED.r8, r9 = t.r9 + EXCLUDED.r9,
+    r10 = t.r10 + EXCLUDED.r10, r11 = t.r11 + EXCLUDED.r11, r12 = t.r12 + EXCLUDED.r12,
+    r13 = t.r13 + EXCLUDED.r13, w0 = t.w0 + EXCLUDED.w0, w1 = t.w1 + EXCLUDED.w1, w2 = t.w2 + EXCLUDED.w2,
+    w3 = t.w3 + EXCLUDED.w3, w4 = t.w4 + EXCLUDED.w4, w5 = t.w5 + EXCLUDED.w5, w6 = t.w6 + EXCLUDED.w6,
+    w7 = t.w7 + EXCLUDED.w7, w8 = t.w8 + EXCLUDED.w8, w9 = t.w9 + EXCLUDED.w9, w10 = t.w10 + EXCLUDED.w10,
+    w11 = t.w11 + EXCLUDED.w11;
+
+-- name: history_series_hourly
+SELECT minute - ((minute - %(since)s) %% %(step)s) AS start,
+       SUM(processed), SUM(failed), SUM(released), SUM(runtime_sum), SUM(wait_sum), SUM(r0), SUM(r1), SUM(r2),
+       SUM(r3), SUM(r4), SUM(r5), SUM(r6), SUM(r7), SUM(r8), SUM(r9), SUM(r10), SUM(r11), SUM(r12), SUM(r13),
+       SUM(w0), SUM(w1), SUM(w2), SUM(w3), SUM(w4), SUM(w5), SUM(w6), SUM(w7), SUM(w8), SUM(w9), SUM(w10),
+       SUM(w11)
+FROM "ictq_history_hourly"
+WHERE minute >= %(since)s AND minute < %(until)s
+  AND (%(any_queue)s = 1 OR queue = %(queue)s) AND (%(any_job)s = 1 OR job = %(job)s)
+GROUP BY 1
+ORDER BY 1;
+
+-- name: history_prune_hourly
+DELETE FROM "ictq_history_hourly" WHERE minute < %(before)s;

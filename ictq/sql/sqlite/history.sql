@@ -42,6 +42,44 @@ CREATE TABLE IF NOT EXISTS "ictq_history" (
     "w11" integer NOT NULL DEFAULT 0,
     PRIMARY KEY ("minute", "queue", "job")
 );
+-- The same sums per hour (minute = the hour's start), for the week's chart and the names.
+CREATE TABLE IF NOT EXISTS "ictq_history_hourly" (
+    "minute" integer NOT NULL,
+    "queue" varchar(191) NOT NULL,
+    "job" varchar(191) NOT NULL,
+    "processed" bigint NOT NULL,
+    "failed" bigint NOT NULL,
+    "released" bigint NOT NULL,
+    "runtime_sum" real NOT NULL,
+    "wait_sum" real NOT NULL,
+    "r0" integer NOT NULL DEFAULT 0,
+    "r1" integer NOT NULL DEFAULT 0,
+    "r2" integer NOT NULL DEFAULT 0,
+    "r3" integer NOT NULL DEFAULT 0,
+    "r4" integer NOT NULL DEFAULT 0,
+    "r5" integer NOT NULL DEFAULT 0,
+    "r6" integer NOT NULL DEFAULT 0,
+    "r7" integer NOT NULL DEFAULT 0,
+    "r8" integer NOT NULL DEFAULT 0,
+    "r9" integer NOT NULL DEFAULT 0,
+    "r10" integer NOT NULL DEFAULT 0,
+    "r11" integer NOT NULL DEFAULT 0,
+    "r12" integer NOT NULL DEFAULT 0,
+    "r13" integer NOT NULL DEFAULT 0,
+    "w0" integer NOT NULL DEFAULT 0,
+    "w1" integer NOT NULL DEFAULT 0,
+    "w2" integer NOT NULL DEFAULT 0,
+    "w3" integer NOT NULL DEFAULT 0,
+    "w4" integer NOT NULL DEFAULT 0,
+    "w5" integer NOT NULL DEFAULT 0,
+    "w6" integer NOT NULL DEFAULT 0,
+    "w7" integer NOT NULL DEFAULT 0,
+    "w8" integer NOT NULL DEFAULT 0,
+    "w9" integer NOT NULL DEFAULT 0,
+    "w10" integer NOT NULL DEFAULT 0,
+    "w11" integer NOT NULL DEFAULT 0,
+    PRIMARY KEY ("minute", "queue", "job")
+);
 CREATE TABLE IF NOT EXISTS "ictq_history_sizes" (
     "minute" integer NOT NULL,
     "queue" varchar(191) NOT NULL,
@@ -108,10 +146,10 @@ GROUP BY queue
 ORDER BY queue;
 
 -- name: history_queues
-SELECT DISTINCT queue FROM "ictq_history" WHERE minute >= :since ORDER BY queue;
+SELECT DISTINCT queue FROM "ictq_history_hourly" WHERE minute >= :since ORDER BY queue;
 
 -- name: history_jobs
-SELECT DISTINCT job FROM "ictq_history" WHERE minute >= :since ORDER BY job;
+SELECT DISTINCT job FROM "ictq_history_hourly" WHERE minute >= :since ORDER BY job;
 
 -- The first and last minutes with a sizes snapshot in [since, until).
 -- name: history_marks_range
@@ -128,3 +166,37 @@ DELETE FROM "ictq_history_sizes" WHERE minute < :before;
 
 -- name: history_prune_marks
 DELETE FROM "ictq_history_marks" WHERE minute < :before;
+
+-- The hourly roll-up: the same counts added to the hour's row.
+-- name: history_add_hourly
+INSERT INTO "ictq_history_hourly" (minute, queue, job, processed, failed, released, runtime_sum, wait_sum,
+    r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11)
+VALUES (
+        :minute, :queue, :job, :processed, :failed, :released, :runtime_sum, :wait_sum, :r0, :r1, :r2, :r3,
+        :r4, :r5, :r6, :r7, :r8, :r9, :r10, :r11, :r12, :r13, :w0, :w1, :w2, :w3, :w4, :w5, :w6, :w7, :w8,
+        :w9, :w10, :w11)
+ON CONFLICT (minute, queue, job) DO UPDATE SET
+    processed = processed + excluded.processed, failed = failed + excluded.failed,
+    released = released + excluded.released, runtime_sum = runtime_sum + excluded.runtime_sum,
+    wait_sum = wait_sum + excluded.wait_sum, r0 = r0 + excluded.r0, r1 = r1 + excluded.r1,
+    r2 = r2 + excluded.r2, r3 = r3 + excluded.r3, r4 = r4 + excluded.r4, r5 = r5 + excluded.r5,
+    r6 = r6 + excluded.r6, r7 = r7 + excluded.r7, r8 = r8 + excluded.r8, r9 = r9 + excluded.r9,
+    r10 = r10 + excluded.r10, r11 = r11 + excluded.r11, r12 = r12 + excluded.r12, r13 = r13 + excluded.r13,
+    w0 = w0 + excluded.w0, w1 = w1 + excluded.w1, w2 = w2 + excluded.w2, w3 = w3 + excluded.w3,
+    w4 = w4 + excluded.w4, w5 = w5 + excluded.w5, w6 = w6 + excluded.w6, w7 = w7 + excluded.w7,
+    w8 = w8 + excluded.w8, w9 = w9 + excluded.w9, w10 = w10 + excluded.w10, w11 = w11 + excluded.w11;
+
+-- name: history_series_hourly
+SELECT minute - ((minute - :since) % :step) AS start,
+       SUM(processed), SUM(failed), SUM(released), SUM(runtime_sum), SUM(wait_sum), SUM(r0), SUM(r1), SUM(r2),
+       SUM(r3), SUM(r4), SUM(r5), SUM(r6), SUM(r7), SUM(r8), SUM(r9), SUM(r10), SUM(r11), SUM(r12), SUM(r13),
+       SUM(w0), SUM(w1), SUM(w2), SUM(w3), SUM(w4), SUM(w5), SUM(w6), SUM(w7), SUM(w8), SUM(w9), SUM(w10),
+       SUM(w11)
+FROM "ictq_history_hourly"
+WHERE minute >= :since AND minute < :until
+  AND (:any_queue = 1 OR queue = :queue) AND (:any_job = 1 OR job = :job)
+GROUP BY 1
+ORDER BY 1;
+
+-- name: history_prune_hourly
+DELETE FROM "ictq_history_hourly" WHERE minute < :before;
