@@ -263,7 +263,7 @@ class Server:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the dashboard did not answer /healthz in 60 s: {self.log()[-500:]}")
             time.sleep(0.1)
-        self.client = httpx.Client(base_url=self.base, follow_redirects=False, timeout=900)
+        self.client = httpx.Client(base_url=self.base, follow_redirects=False, timeout=3600)
 
     def login(self) -> float:
         """Log in through the form (GET /login for the CSRF token, POST it); the seconds it took."""
