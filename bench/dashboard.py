@@ -139,7 +139,7 @@ def side_statements(dialect: str, now: int) -> list[str]:
     operator = "DIV" if dialect == "mariadb" else "/"
 
     def div(a: object, b: object) -> str:
-        return f"({a} {operator} {b})"
+        return f"(({a}) {operator} {b})"
 
     def q(name: str) -> str:
         return _q(dialect, name)

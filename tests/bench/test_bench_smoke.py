@@ -90,3 +90,28 @@ def test_dashboard_scenario_on_sqlite_times_every_page(tmp_path: Path, monkeypat
             assert "error" not in result["profiles"][label], result["profiles"][label]
     assert "HTTP 500" not in text and "FAILED" not in text and "first `/failed`" in text
     assert "| `/failed` | SQLite |" in text  # the profile table: a row per page over the target
+
+
+def test_dashboard_side_data_is_a_week_per_minute_queue_and_job() -> None:
+    import sqlite3
+
+    from bench import dashboard
+
+    conn = sqlite3.connect(":memory:")
+    for name in ("history", "workers"):
+        text = (Path(dashboard.REPO) / "ictq" / "sql" / "sqlite" / f"{name}.sql").read_text()
+        conn.executescript(text.split("-- name: schema", 1)[1].split("-- name:", 1)[0])
+    now = 1_800_000_030
+    for statement in dashboard.side_statements("sqlite", now):
+        conn.execute(statement)
+    minutes = dashboard.HISTORY_DAYS * 1440
+    combos = len(dashboard.QUEUES) * len(dashboard.JOB_NAMES)
+    rows, distinct, first, last = conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT minute), MIN(minute), MAX(minute) FROM ictq_history").fetchone()
+    top = now // 60 * 60
+    assert (rows, distinct, last, first) == (minutes * combos, minutes, top, top - (minutes - 1) * 60)
+    assert conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT queue, job FROM ictq_history)").fetchone() == (combos,)
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT minute) FROM ictq_history_sizes").fetchone() == (
+        minutes * len(dashboard.QUEUES), minutes)
+    assert conn.execute("SELECT COUNT(*) FROM ictq_history_marks").fetchone() == (minutes,)
+    assert conn.execute("SELECT COUNT(*), SUM(beat_at > ?) FROM ictq_workers", (now,)).fetchone() == (6, 4)
