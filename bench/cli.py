@@ -14,9 +14,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from bench import dbs, scale
-from bench.harness import PGBOUNCER_SCENARIOS, REPO, SCALE, SCALE_SIZES, SCENARIOS, Options, Runner
+from bench import dashboard, dbs, scale
+from bench.harness import (
+    DASHBOARD,
+    DASHBOARD_REQUESTS,
+    DASHBOARD_SIZES,
+    PGBOUNCER_SCENARIOS,
+    REPO,
+    SCALE,
+    SCALE_SIZES,
+    SCENARIOS,
+    Options,
+    Runner,
+)
 from bench.report import Report
 from bench.systems import SYSTEMS
 
@@ -50,13 +62,16 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 QUICK_SCALE_SIZES = (1_000, 10_000)
+QUICK_DASHBOARD_SIZES = (1_000, 10_000)
+QUICK_DASHBOARD_REQUESTS = 3
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="smoke run (a few minutes): 1 repetition, small N, no RSS and no scale scenario (with "
-                        "--scenarios scale: at 1,000 and 10,000 rows); explicit options win")
+                   help="smoke run (a few minutes): 1 repetition, small N, no RSS, no scale and no dashboard "
+                        "scenario (with --scenarios scale or dashboard: at 1,000 and 10,000 rows); explicit "
+                        "options win")
     p.add_argument("--reps", type=int, help="repetitions (default 3)")
     p.add_argument("--n", type=int, help="jobs in the drain (default 10000)")
     p.add_argument("--fail-n", type=int, help="always-failing jobs in the failure drain (default 20000)")
@@ -75,13 +90,21 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                         "session or transaction pooling (the -listen one: LISTEN on a direct connection, "
                         f"latency only; the others: {','.join(PGBOUNCER_SCENARIOS[dbs.PGBOUNCER_SESSION])})")
     p.add_argument("--systems", type=_csv(tuple(SYSTEMS)), help=f"default {','.join(SYSTEMS)}")
-    p.add_argument("--scenarios", type=_csv((*SCENARIOS, SCALE)),
-                   help=f"default {','.join((*SCENARIOS, SCALE))}; 'scale' (ictq only, run after the others, on "
-                        "sqlite, pgsql and mariadb among --db: see bench/scale.py) times the read commands at "
-                        "10,000 and 1,000,000 rows and writes its own block of the README")
+    p.add_argument("--scenarios", type=_csv((*SCENARIOS, SCALE, DASHBOARD)),
+                   help=f"default {','.join((*SCENARIOS, SCALE, DASHBOARD))}; 'scale' (ictq only, run after the "
+                        "others, on sqlite, pgsql and mariadb among --db: see bench/scale.py) times the read commands "
+                        "at 10,000 and 1,000,000 rows and writes its own block of the README; 'dashboard' (the same, "
+                        "after scale: bench/dashboard.py) times every page of ictq dashboard at those sizes")
     p.add_argument("--scale-sizes", type=_sizes,
                    help=f"row counts of the scale scenario (default {','.join(str(n) for n in SCALE_SIZES)}; "
                         f"--quick: {','.join(str(n) for n in QUICK_SCALE_SIZES)})")
+    p.add_argument("--dashboard-sizes", type=_sizes,
+                   help=f"row counts of the dashboard scenario (default "
+                        f"{','.join(str(n) for n in DASHBOARD_SIZES)}; --quick: "
+                        f"{','.join(str(n) for n in QUICK_DASHBOARD_SIZES)})")
+    p.add_argument("--dashboard-requests", type=int,
+                   help=f"timed GETs of each dashboard page, the median reported (default {DASHBOARD_REQUESTS}; "
+                        f"--quick: {QUICK_DASHBOARD_REQUESTS})")
     p.add_argument("--timeout", type=float, help="seconds a drain or latency scenario may take (default 180)")
     p.add_argument("--rss-timeout", type=float, help="seconds the RSS scenario may take (default 600)")
     p.add_argument("--workdir", type=Path, help="where the temporary run directory goes")
@@ -96,10 +119,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     if args.quick:
         options = dataclasses.replace(options, reps=1, n=1_000, fail_n=1_000, single_n=200, latency_n=50,
                                       idle_seconds=3, bulk_n=5_000, scenarios=tuple(s for s in SCENARIOS if s != "rss"),
-                                      scale_sizes=QUICK_SCALE_SIZES, timeout=60)
+                                      scale_sizes=QUICK_SCALE_SIZES, dashboard_sizes=QUICK_DASHBOARD_SIZES,
+                                      dashboard_requests=QUICK_DASHBOARD_REQUESTS, timeout=60)
     fields = ("reps", "n", "fail_n", "single_n", "latency_n", "latency_interval_ms", "idle_seconds", "bulk_n", "rss_n",
-              "rss_mark", "rss_dialects", "dialects", "systems", "scenarios", "scale_sizes", "timeout", "rss_timeout",
-              "workdir")
+              "rss_mark", "rss_dialects", "dialects", "systems", "scenarios", "scale_sizes", "dashboard_sizes",
+              "dashboard_requests", "timeout", "rss_timeout", "workdir")
     changes = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return dataclasses.replace(options, keep=args.keep, **changes), args
 
@@ -154,11 +178,12 @@ narrows it.
 What a plain `make bench` runs: every scenario below (drain, failure drain, one at a time,
 latency, bulk dispatch, RSS) on SQLite, PostgreSQL and MariaDB for every system that supports the
 database; ictq also on PostgreSQL through PgBouncer in session and in transaction pooling; then
-the scale scenario (the read commands at 10,000 and 1,000,000 rows, `bench/scale.py`) on the
-three databases, whose block at the end of this file it rewrites. `--scenarios` picks or leaves
-out any of them (`scale` included); `--quick` leaves out RSS and scale (`--quick --scenarios
-scale` runs scale at 1,000 and 10,000 rows and leaves its block here as it is); `--db` picks databases,
-`pgbouncer` naming the three PgBouncer ones.
+the scale scenario (the read commands at 10,000 and 1,000,000 rows, `bench/scale.py`) and the
+dashboard scenario (every page of `ictq dashboard` at those sizes, `bench/dashboard.py`) on the
+three databases, whose blocks at the end of this file they rewrite. `--scenarios` picks or leaves
+out any of them (`scale` and `dashboard` included); `--quick` leaves out RSS, scale and dashboard
+(`--quick --scenarios scale,dashboard` runs them at 1,000 and 10,000 rows and leaves their blocks
+here as they are); `--db` picks databases, `pgbouncer` naming the three PgBouncer ones.
 
 How it measures (see `bench/harness.py`):
 
@@ -201,6 +226,12 @@ How it measures (see `bench/harness.py`):
   `status`, `list`, `health`, `failed`, `failed --group`, `metrics --once`) timed as a user runs
   it, as a subprocess; its block (with its own machine table) is kept between markers at the end
   of this file.
+- **dashboard** (ictq only, after scale, `bench/dashboard.py`): per database and size, the same
+  fill plus a week of per-minute history and a few workers, a real `ictq dashboard` subprocess and
+  an httpx client logged in through the form; every page and API endpoint timed on the client
+  (median of `--dashboard-requests` GETs after a warm-up; the first `/` and `/failed` apart),
+  target 300 ms at a million rows; the pages over it are profiled in-process (SQL statement by
+  statement, Python, template). Its block is kept between markers at the end of this file too.
 - Cells are the median over the repetitions with (min-max); ratios are taken within each
   repetition, then summarised the same way. A scenario that fails (crash, timeout, lost job) is
   shown as FAILED and listed with its reason; every scenario has a time limit (`--timeout`).
@@ -219,20 +250,23 @@ Notes on the peers:
 
 
 def readme(report: Report, facts: list[tuple[str, str]], command: str, minutes: float,
-           scale_minutes: float | None = None, path: Path = README) -> str:
+           scale_minutes: float | None = None, path: Path = README, dashboard_minutes: float | None = None) -> str:
     lines = [HEADER.format(minutes=max(1, round(minutes))), "## Latest run", "", f"Command: `{command}`", ""]
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts] + [""]
-    of_which = f" (of which the scale scenario {scale_minutes:.1f} min)" if scale_minutes is not None else ""
+    parts = [f"the {name} scenario {value:.1f} min" for name, value in
+             (("scale", scale_minutes), ("dashboard", dashboard_minutes)) if value is not None]
+    of_which = f" (of which {', '.join(parts)})" if parts else ""
     lines.append(f"Repetitions: {report.o.reps}; run time {minutes:.1f} min{of_which}.")
     lines.append("")
     # The scale scenario's figures, from its own run (this one's, if it ran): the block of the README
     # being written, else bench/README.md's.
     kept = scale.kept_block(path) or scale.kept_block()
+    kept_dashboard = dashboard.kept_block(path) or dashboard.kept_block()
     # Notes written by hand between the notes markers (measurements of a change, before/after)
     # stay, after the run's tables.
     notes = scale.kept_block(path, *NOTES) or scale.kept_block(README, *NOTES)
     return ("\n".join(lines) + report.markdown() + (f"\n\n{notes}\n" if notes else "")
-            + (f"\n\n{kept}\n" if kept else ""))
+            + (f"\n\n{kept}\n" if kept else "") + (f"\n\n{kept_dashboard}\n" if kept_dashboard else ""))
 
 
 def _full(options: Options) -> Options:
@@ -247,17 +281,47 @@ def scale_argv(options: Options, readme_arg: Path | None) -> list[str] | None:
     servers = [d for d in options.dialects if d in dbs.DIALECTS]
     if SCALE not in options.scenarios or not servers:
         return None
-    alone = options.scenarios == (SCALE,) and options.scale_sizes == SCALE_SIZES and options.reps == Options().reps
+    alone = set(options.scenarios) <= {SCALE, DASHBOARD} and options.scale_sizes == SCALE_SIZES \
+        and options.reps == Options().reps
     target = readme_arg if readme_arg is not None else README if alone or options == _full(options) else "-"
     return ["--db", ",".join(servers), "--reps", str(options.reps),
             "--sizes", ",".join(str(n) for n in options.scale_sizes), "--readme", str(target)]
+
+
+def dashboard_argv(options: Options, readme_arg: Path | None) -> list[str] | None:
+    """``bench.dashboard``'s arguments for this run, or None when the dashboard scenario is not in
+    it; its figures go where :func:`scale_argv` sends scale's (at its own default sizes and requests)."""
+    servers = [d for d in options.dialects if d in dbs.DIALECTS]
+    if DASHBOARD not in options.scenarios or not servers:
+        return None
+    alone = set(options.scenarios) <= {SCALE, DASHBOARD} and options.dashboard_sizes == DASHBOARD_SIZES \
+        and options.dashboard_requests == DASHBOARD_REQUESTS
+    target = readme_arg if readme_arg is not None else README if alone or options == _full(options) else "-"
+    return ["--db", ",".join(servers), "--requests", str(options.dashboard_requests),
+            "--sizes", ",".join(str(n) for n in options.dashboard_sizes), "--readme", str(target)]
+
+
+def _side(name: str, module: Any, argv: list[str]) -> tuple[float, int]:
+    """Run the scale or dashboard scenario's ``main``; ``(minutes, exit code)``."""
+    began = time.monotonic()
+    print(f"bench: {name} scenario: python -m bench.{name} {' '.join(argv)}", flush=True)
+    code = 0
+    try:
+        module.main(argv)
+    except SystemExit as exc:  # it exits 1 when a size failed: the rest of the run still reports
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # noqa: BLE001 - the other scenarios' results are still written
+        print(f"bench: {name} scenario FAILED: {type(exc).__name__}: {exc}", flush=True)
+        code = 1
+    return (time.monotonic() - began) / 60, code
 
 
 def main(argv: list[str] | None = None) -> None:
     options, args = parse_args(argv)
     full = options == _full(options)
     scale_args = scale_argv(options, args.readme)
-    options = dataclasses.replace(options, scenarios=tuple(s for s in options.scenarios if s != SCALE))
+    dashboard_args = dashboard_argv(options, args.readme)
+    options = dataclasses.replace(options, scenarios=tuple(s for s in options.scenarios if s not in (SCALE, DASHBOARD)))
     raw = sys.argv[1:] if argv is None else argv
     command = "make bench" + (f" BENCH_ARGS={shlex.quote(' '.join(raw))}" if raw else "") \
         if os.environ.get("BENCH_VIA_MAKE") else "python -m bench " + " ".join(shlex.quote(a) for a in raw)
@@ -266,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     if options.scenarios:
         print(f"bench: {options.reps} repetition(s), dialects {','.join(options.dialects)}, systems "
               f"{','.join(options.systems)}, scenarios {','.join(options.scenarios)}"
-              + (", then scale" if scale_args else ""), flush=True)
+              + (", then scale" if scale_args else "") + (", then dashboard" if dashboard_args else ""), flush=True)
         options = dataclasses.replace(options, log=lambda line: print(line, flush=True))
         results = Runner(options).run()
         report = Report(results, options)
@@ -277,22 +341,16 @@ def main(argv: list[str] | None = None) -> None:
         print(report.markdown())
         if args.json:
             args.json.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=1))
-    scale_minutes, scale_code = None, 0
+    scale_minutes = dashboard_minutes = None
+    scale_code = dashboard_code = 0
     if scale_args is not None:  # after the others: its million-row fills would weigh on them
-        scale_began = time.monotonic()
-        print(f"bench: scale scenario: python -m bench.scale {' '.join(scale_args)}", flush=True)
-        try:
-            scale.main(scale_args)
-        except SystemExit as exc:  # it exits 1 when a size failed: the rest of the run still reports
-            scale_code = exc.code if isinstance(exc.code, int) else 1
-        except Exception as exc:  # noqa: BLE001 - the other scenarios' results are still written
-            print(f"bench: scale scenario FAILED: {type(exc).__name__}: {exc}", flush=True)
-            scale_code = 1
-        scale_minutes = (time.monotonic() - scale_began) / 60
+        scale_minutes, scale_code = _side("scale", scale, scale_args)
+    if dashboard_args is not None:
+        dashboard_minutes, dashboard_code = _side("dashboard", dashboard, dashboard_args)
     minutes = (time.monotonic() - began) / 60
     target = args.readme if args.readme is not None else README if full else None
     if report is not None and target is not None and str(target) != "-":
-        target.write_text(readme(report, facts, command.strip(), minutes, scale_minutes, target))
+        target.write_text(readme(report, facts, command.strip(), minutes, scale_minutes, target, dashboard_minutes))
         print(f"bench: wrote {target} ({minutes:.1f} min)")
-    if scale_code:
-        sys.exit(scale_code)
+    if scale_code or dashboard_code:
+        sys.exit(scale_code or dashboard_code)

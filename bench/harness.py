@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("drain", "fail", "single", "latency", "bulk", "rss")  # what the Runner runs
 SCALE = "scale"  # bench/scale.py, run by bench.cli after the others (ictq only, its own README block)
 SCALE_SIZES = (10_000, 1_000_000)
+DASHBOARD = "dashboard"  # bench/dashboard.py, run by bench.cli after scale (ictq only, its own README block)
+DASHBOARD_SIZES = (10_000, 1_000_000)
+DASHBOARD_REQUESTS = 7
 # Through PgBouncer ictq runs these (the LISTEN-direct variant only matters to an idle worker).
 PGBOUNCER_SCENARIOS = {dbs.PGBOUNCER_SESSION: ("drain", "fail", "latency", "bulk"),
                        dbs.PGBOUNCER_TRANSACTION: ("drain", "fail", "latency", "bulk"),
@@ -49,8 +52,10 @@ class Options:
     rss_dialects: tuple[str, ...] = ("pgsql", "sqlite")
     dialects: tuple[str, ...] = dbs.ALL_DIALECTS
     systems: tuple[str, ...] = tuple(SYSTEMS)
-    scenarios: tuple[str, ...] = (*SCENARIOS, SCALE)
+    scenarios: tuple[str, ...] = (*SCENARIOS, SCALE, DASHBOARD)
     scale_sizes: tuple[int, ...] = SCALE_SIZES
+    dashboard_sizes: tuple[int, ...] = DASHBOARD_SIZES
+    dashboard_requests: int = DASHBOARD_REQUESTS
     timeout: float = 180.0
     rss_timeout: float = 600.0
     workdir: Path | None = None

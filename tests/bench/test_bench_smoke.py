@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.cli import main
 from bench.harness import drain_metrics, percentile
 from bench.record import RECORD_SIZE, count_records, job_data, read_records, record
@@ -65,3 +67,51 @@ def test_scale_scenario_on_sqlite_writes_its_block(tmp_path: Path) -> None:
     assert "| 200 rows | 400 rows |" in text and "FAILED" not in text
     scale.write_readme("again", readme)  # a second run replaces the block
     assert readme.read_text().count(scale.BEGIN) == 1 and "again" in readme.read_text()
+
+
+def test_dashboard_scenario_on_sqlite_times_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import dashboard
+
+    monkeypatch.setattr(dashboard, "TARGET_MS", 0.0)  # every page "misses": each is profiled too
+    readme, raw = tmp_path / "README.md", tmp_path / "dashboard.json"
+    readme.write_text("# bench\n")
+    dashboard.main(["--db", "sqlite", "--sizes", "200", "--requests", "1", "--readme", str(readme),
+                    "--json", str(raw)])  # exits 1 if any page answered anything but 200
+    (result,) = json.loads(raw.read_text())
+    assert result["error"] is None and result["rows"] == 200
+    assert set(result["status"]) == {label for label, _ in dashboard.PAGES}
+    assert all(codes == [200, 200] for codes in result["status"].values()), result["status"]
+    assert set(result["cold_ms"]) == set(dashboard.COLD)
+    text = readme.read_text()
+    assert text.startswith("# bench\n") and text.count(dashboard.BEGIN) == 1 and text.count(dashboard.END) == 1
+    for label, _ in dashboard.PAGES:
+        assert f"| `{label}` | " in text
+        if label != dashboard.FLOOR:
+            assert "error" not in result["profiles"][label], result["profiles"][label]
+    assert "HTTP 500" not in text and "FAILED" not in text and "first `/failed`" in text
+    assert "| `/failed` | SQLite |" in text  # the profile table: a row per page over the target
+
+
+def test_dashboard_side_data_is_a_week_per_minute_queue_and_job() -> None:
+    import sqlite3
+
+    from bench import dashboard
+
+    conn = sqlite3.connect(":memory:")
+    for name in ("history", "workers"):
+        text = (Path(dashboard.REPO) / "ictq" / "sql" / "sqlite" / f"{name}.sql").read_text()
+        conn.executescript(text.split("-- name: schema", 1)[1].split("-- name:", 1)[0])
+    now = 1_800_000_030
+    for statement in dashboard.side_statements("sqlite", now):
+        conn.execute(statement)
+    minutes = dashboard.HISTORY_DAYS * 1440
+    combos = len(dashboard.QUEUES) * len(dashboard.JOB_NAMES)
+    rows, distinct, first, last = conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT minute), MIN(minute), MAX(minute) FROM ictq_history").fetchone()
+    top = now // 60 * 60
+    assert (rows, distinct, last, first) == (minutes * combos, minutes, top, top - (minutes - 1) * 60)
+    assert conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT queue, job FROM ictq_history)").fetchone() == (combos,)
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT minute) FROM ictq_history_sizes").fetchone() == (
+        minutes * len(dashboard.QUEUES), minutes)
+    assert conn.execute("SELECT COUNT(*) FROM ictq_history_marks").fetchone() == (minutes,)
+    assert conn.execute("SELECT COUNT(*), SUM(beat_at > ?) FROM ictq_workers", (now,)).fetchone() == (6, 4)

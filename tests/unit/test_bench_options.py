@@ -9,22 +9,35 @@ from pathlib import Path
 import pytest
 
 from bench import dbs, pgbouncer
-from bench.cli import QUICK_SCALE_SIZES, README, _full, parse_args, scale_argv
-from bench.harness import PGBOUNCER_SCENARIOS, SCALE, SCALE_SIZES, SCENARIOS, Options, Result, Runner
+from bench.cli import QUICK_DASHBOARD_SIZES, QUICK_SCALE_SIZES, README, _full, dashboard_argv, parse_args, scale_argv
+from bench.harness import (
+    DASHBOARD,
+    DASHBOARD_SIZES,
+    PGBOUNCER_SCENARIOS,
+    SCALE,
+    SCALE_SIZES,
+    SCENARIOS,
+    Options,
+    Result,
+    Runner,
+)
 from bench.report import DASH, TIMES, Report
 
 PGB = dbs.PGBOUNCER_DIALECTS
 
 
-def test_the_default_run_is_every_scenario_scale_last_on_every_database() -> None:
+def test_the_default_run_is_every_scenario_scale_then_dashboard_last_on_every_database() -> None:
     options, args = parse_args([])
-    assert options.scenarios == (*SCENARIOS, SCALE)
+    assert options.scenarios == (*SCENARIOS, SCALE, DASHBOARD)
     assert options.dialects == dbs.ALL_DIALECTS
     assert set(PGB) < set(options.dialects) and set(dbs.DIALECTS) < set(options.dialects)
     assert options == _full(options)  # a plain run is the full run: it writes the README
     assert scale_argv(options, args.readme) == [
         "--db", "sqlite,pgsql,mariadb", "--reps", "3", "--sizes", "10000,1000000", "--readme", str(README)]
-    assert SCALE not in {step[3] for step in Runner(options).plan()}  # bench.cli runs it, after the Runner
+    assert dashboard_argv(options, args.readme) == [
+        "--db", "sqlite,pgsql,mariadb", "--requests", "7", "--sizes", "10000,1000000", "--readme", str(README)]
+    planned = {step[3] for step in Runner(options).plan()}
+    assert SCALE not in planned and DASHBOARD not in planned  # bench.cli runs them, after the Runner
 
 
 def test_quick_leaves_scale_out_unless_asked_then_small() -> None:
@@ -37,6 +50,25 @@ def test_quick_leaves_scale_out_unless_asked_then_small() -> None:
     assert argv is not None and argv[argv.index("--sizes") + 1] == ",".join(str(n) for n in QUICK_SCALE_SIZES)
     assert argv[argv.index("--readme") + 1] == "-"  # small sizes never replace the README's figures
     assert QUICK_SCALE_SIZES != SCALE_SIZES
+
+
+def test_quick_leaves_the_dashboard_out_unless_asked_then_small() -> None:
+    options, args = parse_args(["--quick"])
+    assert DASHBOARD not in options.scenarios and dashboard_argv(options, args.readme) is None
+    options, args = parse_args(["--quick", "--scenarios", "dashboard"])
+    argv = dashboard_argv(options, args.readme)
+    assert argv is not None and argv[argv.index("--sizes") + 1] == ",".join(str(n) for n in QUICK_DASHBOARD_SIZES)
+    assert argv[argv.index("--requests") + 1] == "3" and argv[-2:] == ["--readme", "-"]
+    assert QUICK_DASHBOARD_SIZES != DASHBOARD_SIZES
+    options, args = parse_args(["--scenarios", "scale,dashboard", "--db", "pgsql"])  # the two alone: README
+    assert dashboard_argv(options, args.readme) == [
+        "--db", "pgsql", "--requests", "7", "--sizes", "10000,1000000", "--readme", str(README)]
+    assert scale_argv(options, args.readme)[-1] == str(README)  # type: ignore[index]
+    options, args = parse_args(["--scenarios", "dashboard", "--dashboard-sizes", "100", "--dashboard-requests", "2"])
+    assert dashboard_argv(options, args.readme)[1:] == [  # type: ignore[index]
+        "sqlite,pgsql,mariadb", "--requests", "2", "--sizes", "100", "--readme", "-"]
+    options, args = parse_args(["--scenarios", "drain"])
+    assert dashboard_argv(options, args.readme) is None
 
 
 def test_scenarios_pick_or_leave_out_scale() -> None:
@@ -132,11 +164,15 @@ def test_report_sets_pgbouncer_beside_direct_within_each_repetition() -> None:
 
 
 def test_a_run_keeps_the_hand_written_notes_and_the_scale_block(tmp_path: Path) -> None:
-    from bench import cli, scale
+    from bench import cli, dashboard, scale
 
     readme = tmp_path / "README.md"
     readme.write_text(f"old tables\n{cli.NOTES[0]}\nbefore/after by hand\n{cli.NOTES[1]}\n\n"
-                      f"{scale.BEGIN}\nscale figures\n{scale.END}\n")
+                      f"{scale.BEGIN}\nscale figures\n{scale.END}\n\n{dashboard.BEGIN}\npages\n{dashboard.END}\n")
+    assert dashboard.kept_block(readme) == f"{dashboard.BEGIN}\npages\n{dashboard.END}"
+    written = cli.readme(Report([], Options(reps=1)), [("cores", "2")], "python -m bench", 1.0, 0.5, readme, 0.7)
+    assert written.index(cli.NOTES[0]) < written.index(scale.BEGIN) < written.index(dashboard.BEGIN)
+    assert "the scale scenario 0.5 min, the dashboard scenario 0.7 min" in written
     assert scale.kept_block(readme, *cli.NOTES) == f"{cli.NOTES[0]}\nbefore/after by hand\n{cli.NOTES[1]}"
     assert scale.kept_block(readme) == f"{scale.BEGIN}\nscale figures\n{scale.END}"
     assert scale.kept_block(tmp_path / "missing.md") == ""
