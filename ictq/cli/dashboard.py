@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 
 import click
 
@@ -55,7 +58,24 @@ def dashboard(ctx: click.Context, state: State, listen: str) -> None:
     config = uvicorn.Config(app.app, log_level=settings.log_level.lower(), proxy_headers=True,
                             forwarded_allow_ips=trusted, server_header=False, date_header=False,
                             timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    _server_class()(config).run(sockets=[sock])
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, stopped by TERM or INT like every ictq command: it finishes the
+        requests under way and the command exits 0 (uvicorn would raise the signal again at the
+        end, and the process would die of it)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
+    return Server
 
 
 def _listening(host: str, port: int) -> socket.socket:

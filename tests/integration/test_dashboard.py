@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ictq import triage
 from ictq.db.search import WINDOW
 from tests.support.app import App, count_rows, rows, wait_for
-from tests.support.dashboard import OPERATOR, VIEWER, csrf_of, dashboard_server, free_port
+from tests.support.dashboard import OPERATOR, VIEWER, DashboardServer, csrf_of, dashboard_server, free_port
 from tests.support.failed import Failure, add_failures
 from tests.support.proxy import TcpProxy
 
@@ -240,6 +240,8 @@ def test_the_server_refuses_to_start_without_a_good_key_or_address(sqlite_app: A
     sqlite_app.write_env(ICTQ_DASHBOARD_REFRESH="0")
     refresh = sqlite_app.ictq("dashboard", "--listen", f"127.0.0.1:{free_port()}")
     assert refresh.returncode == 2 and "ICTQ_DASHBOARD_REFRESH=0" in refresh.stderr
+    server = DashboardServer(sqlite_app)  # a good key and refresh again
+    assert server.stop() == 0  # TERM: the requests under way finish, the command exits 0
 
 
 @pytest.mark.parametrize("dialect", ["pgsql", "mysql"])
