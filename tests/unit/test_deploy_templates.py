@@ -623,8 +623,14 @@ OPERATOR = [{"name": "ops", "role": "operator", "password": "pw-" + "x" * 20}]
      "Check the dashboard's users", "role viewer or operator"),
     ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
       "ictq_worker_dashboard_users": OPERATOR * 2}, "Check the dashboard's users", "Need unique names"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": [{"name": "ops", "role": "viewer", "password": "short-key-canary"[:9]}]},
+     "Check the dashboard's users", "a password of 10 to 1024 characters"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": [{"name": "-ops", "role": "viewer", "password": "x" * 10}]},
+     "Check the dashboard's users", "starting with a letter or digit"),
 ], ids=["no-key", "short-key", "empty-key", "program-of-a-worker", "listen-without-host", "unknown-role",
-        "duplicate-user"])
+        "duplicate-user", "short-password", "name-like-an-option"])
 def test_the_role_refuses_a_dashboard_that_cannot_work(tmp_path: Path, variables: dict[str, Any], task: str,
                                                        message: str) -> None:
     proc = validate_role(tmp_path, **variables)
@@ -633,6 +639,11 @@ def test_the_role_refuses_a_dashboard_that_cannot_work(tmp_path: Path, variables
     assert last_task.startswith(f"TASK [ictq_worker : {task}"), proc.stdout
     assert message in " ".join(proc.stdout.split()), proc.stdout
     assert "short-key-canary" not in proc.stdout + proc.stderr, "the key is never shown"
+
+
+def test_the_role_accepts_a_dashboard_without_users(tmp_path: Path) -> None:
+    proc = validate_role(tmp_path, ictq_worker_dashboard_enabled=True, ictq_worker_dashboard_key=DASHBOARD_KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_role_accepts_a_dashboard_with_its_key_and_users(tmp_path: Path) -> None:
