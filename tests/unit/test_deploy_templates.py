@@ -750,3 +750,25 @@ def test_no_user_is_added_where_the_dashboard_is_off(tmp_path: Path) -> None:
     proc = add_users(tmp_path, [{"name": "ops", "role": "operator", "password": "pw"}], enabled=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "calls").exists()
+
+
+# -- the wheelhouse's binary wheels against the host's Python (the dashboard's argon2 is stable-ABI) --
+
+
+HOST_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+@pytest.mark.parametrize(("wheel", "accepted"), [
+    (f"psycopg_binary-3.2.1-{HOST_TAG}-{HOST_TAG}-manylinux_2_17_x86_64.whl", True),
+    ("argon2_cffi_bindings-25.1.0-cp39-abi3-manylinux_2_26_x86_64.whl", True),
+    (f"x-1.0-{HOST_TAG}-abi3-manylinux_2_26_x86_64.whl", True),
+    ("psycopg_binary-3.2.1-cp39-cp39-manylinux_2_17_x86_64.whl", False),
+    (f"x-1.0-cp{sys.version_info.major}{sys.version_info.minor + 1}-abi3-manylinux_2_26_x86_64.whl", False),
+], ids=["same-version", "abi3-older", "abi3-same", "other-version", "abi3-newer"])
+def test_the_role_checks_binary_wheels_against_the_hosts_python(tmp_path: Path, wheel: str, accepted: bool) -> None:
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / wheel).touch()
+    proc = validate_role(tmp_path)
+    assert (proc.returncode == 0) is accepted, proc.stdout + proc.stderr
+    if not accepted:
+        assert "TASK [ictq_worker : Check the wheelhouse against this host's Python" in proc.stdout
