@@ -63,7 +63,9 @@ class Run:
         }
 
     def describe(self) -> str:
-        return f"ansible-playbook {' '.join(self.args)} exited {self.returncode}:\n{self.output[-6000:]}"
+        failed = "\n".join(line for line in self.output.splitlines() if line.startswith(("fatal: ", "failed: ")))
+        return (f"ansible-playbook {' '.join(self.args)} exited {self.returncode}:\n{self.output[-6000:]}"
+                + (f"\n\nfailed tasks:\n{failed[-4000:]}" if failed else ""))
 
 
 class Deployment:
@@ -210,6 +212,8 @@ class Deployment:
         proc = self._ansible("ansible-playbook", *args, timeout=timeout)
         run = Run(args, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
         self.runs.append(run)
+        # The whole output, for a failure that describe()'s tail does not show.
+        (self.workdir / f"ansible-playbook-{len(self.runs)}.log").write_text(run.output)
         return run
 
     # -- looking at the hosts ---------------------------------------------------------------------

@@ -772,3 +772,27 @@ def test_the_role_checks_binary_wheels_against_the_hosts_python(tmp_path: Path, 
     assert (proc.returncode == 0) is accepted, proc.stdout + proc.stderr
     if not accepted:
         assert "TASK [ictq_worker : Check the wheelhouse against this host's Python" in proc.stdout
+
+
+def _role_tasks(name: str = "main.yml") -> list[dict[str, Any]]:
+    """The role's tasks in the order they run, imports expanded."""
+    tasks: list[dict[str, Any]] = []
+    for task in yaml.safe_load((ROLE / "tasks" / name).read_text()):
+        imported = task.get("ansible.builtin.import_tasks")
+        tasks += _role_tasks(imported) if imported else [task]
+    return tasks
+
+
+def test_the_supervisor_program_check_is_installed_before_any_program_is_checked_with_it() -> None:
+    # A fresh host has no check yet: the first deploy failed on the dashboard's program this way.
+    tasks = _role_tasks()
+    names = [task["name"] for task in tasks]
+    installed = names.index("Install the Supervisor program check")
+    users = [i for i, task in enumerate(tasks)
+             if "ictq-check-supervisor-program" in str(task.get("ansible.builtin.template", {}).get("validate", ""))]
+    assert len(users) == 2, "the workers' programs and the dashboard's"
+    assert all(i > installed for i in users), [names[i] for i in users]
+    # And the dashboard's users come after migrate, its program before the handlers are flushed.
+    assert names.index("Add or update the dashboard's users") > names.index("Run ictq migrate")
+    assert names.index("Render the dashboard's Supervisor program (parsed by Supervisor before it is installed)") \
+        < names.index("Apply the changes now")
