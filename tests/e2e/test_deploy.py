@@ -78,7 +78,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         app = App(workdir, "pgsql", database.env)
         stack.callback(app.stop_all)
         deployment = Deployment(fleet, hosts, database.env, workdir, php=True, dashboard_host=hosts[0])
-        first = deployment.playbook("-v", "--diff")
+        first = deployment.playbook("-v", "--diff", timeout=900)  # apt and pip on fresh hosts: minutes when busy
         assert first.returncode == 0, first.describe()
         pids_first, php_pids_first = deployment.pids(), deployment.pids(PHP_PROGRAM)
         dashboard_first = deployment.dashboard_pid()
@@ -290,7 +290,7 @@ def test_the_dashboard_runs_only_where_it_is_enabled(deployed: Deployed) -> None
     assert "ICTQ_DASHBOARD_KEY" not in remote.file(f"{APP_DIR}/.env").content_string
     status = remote.run(f"supervisorctl status {DASHBOARD_PROGRAM}")
     assert "no such process" in (status.stdout + status.stderr).lower(), status.stdout + status.stderr
-    assert deployed.deployment.http_status(host, "/healthz") == 0, "nothing listens there"
+    # (Its loopback is the first host's too: test hosts share the machine's network, so no HTTP check here.)
 
 
 def _supervisor_config_by_hand(*extra: str) -> str:
