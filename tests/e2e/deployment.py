@@ -39,7 +39,10 @@ PHP_QUEUE = "laravel"
 LARAVEL_APP = REPO / "tests" / "laravel_app"
 #: The dashboard of a deployment with ``dashboard_host``: its Supervisor program, address and user.
 DASHBOARD_PROGRAM = "ictq-dashboard"
-DASHBOARD_URL = "http://127.0.0.1:8089"
+#: Not the default 127.0.0.1:8089: the test hosts share the machine's loopback, where a developer's
+#: own `ictq dashboard` may hold the default port.
+DASHBOARD_LISTEN = "127.0.0.1:18089"
+DASHBOARD_URL = f"http://{DASHBOARD_LISTEN}"
 DASHBOARD_USER = "e2e-operator"
 SOURCE_FILES = ("pyproject.toml", "ictq", "README.md", "LICENSE", "queue_manager.sh")
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -160,7 +163,7 @@ class Deployment:
         if self.dashboard_host is not None:  # enabled for one host, as docs/deploy.md says: its host_vars
             (directory / "host_vars").mkdir()
             (directory / "host_vars" / f"{self.dashboard_host.name}.yml").write_text(
-                "ictq_worker_dashboard_enabled: true\n")
+                f"ictq_worker_dashboard_enabled: true\nictq_worker_dashboard_listen: \"{DASHBOARD_LISTEN}\"\n")
         if with_secrets:
             variables["ictq_worker_db_password"] = '"{{ vault_ictq_worker_db_password }}"'
             variables["ictq_worker_mail_password"] = '"{{ vault_ictq_worker_mail_password }}"'

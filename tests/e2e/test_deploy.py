@@ -31,6 +31,7 @@ import testinfra  # type: ignore[import-untyped]
 from tests.e2e.deployment import (
     APP_DIR,
     BIN,
+    DASHBOARD_LISTEN,
     DASHBOARD_PROGRAM,
     DASHBOARD_USER,
     NUMPROCS,
@@ -257,7 +258,7 @@ def test_the_dashboard_runs_on_its_host(deployed: Deployed) -> None:
     program = remote.supervisor(DASHBOARD_PROGRAM)
     assert program.is_running, program.status
     process = remote.process.get(pid=program.pid)
-    assert process.user == USER and "dashboard --listen=127.0.0.1:8089" in process.args, process.args
+    assert process.user == USER and f"dashboard --listen={DASHBOARD_LISTEN}" in process.args, process.args
     conf = remote.file(f"/etc/supervisor/conf.d/{DASHBOARD_PROGRAM}.conf")
     assert conf.user == "root" and conf.mode == 0o644
     assert "autorestart=true" in conf.content_string and "stopsignal=TERM" in conf.content_string
