@@ -4,11 +4,14 @@ A :class:`Deployment` owns a snapshot of the ictq source (so that edits made in 
 while the tests run do not change what is deployed), an inventory with its ``group_vars`` and
 a vault made for the run, holding canary secrets that must never be shown. With ``php=True``
 the hosts also run the Laravel application of the test suite (``tests/laravel_app``, shipped
-by the deploy from a snapshot of its own) under a PHP program beside the ictq one.
+by the deploy from a snapshot of its own) under a PHP program beside the ictq one. With
+``dashboard_host``, that host also runs ``ictq dashboard`` (enabled in its ``host_vars``), with
+one operator; its key and the operator's password are canaries of the vault too.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shlex
@@ -34,6 +37,13 @@ PHP_PROGRAM = "laravel-php"
 PHP_NUMPROCS = 1
 PHP_QUEUE = "laravel"
 LARAVEL_APP = REPO / "tests" / "laravel_app"
+#: The dashboard of a deployment with ``dashboard_host``: its Supervisor program, address and user.
+DASHBOARD_PROGRAM = "ictq-dashboard"
+#: Not the default 127.0.0.1:8089: the test hosts share the machine's loopback, where a developer's
+#: own `ictq dashboard` may hold the default port.
+DASHBOARD_LISTEN = "127.0.0.1:18089"
+DASHBOARD_URL = f"http://{DASHBOARD_LISTEN}"
+DASHBOARD_USER = "e2e-operator"
 SOURCE_FILES = ("pyproject.toml", "ictq", "README.md", "LICENSE", "queue_manager.sh")
 _RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -56,24 +66,29 @@ class Run:
         }
 
     def describe(self) -> str:
-        return f"ansible-playbook {' '.join(self.args)} exited {self.returncode}:\n{self.output[-6000:]}"
+        failed = "\n".join(line for line in self.output.splitlines() if line.startswith(("fatal: ", "failed: ")))
+        return (f"ansible-playbook {' '.join(self.args)} exited {self.returncode}:\n{self.output[-6000:]}"
+                + (f"\n\nfailed tasks:\n{failed[-4000:]}" if failed else ""))
 
 
 class Deployment:
     """The inventory, vault and source snapshot of one test run."""
 
     def __init__(self, fleet: HostFleet, hosts: list[TestHost], db_env: dict[str, str], workdir: Path,
-                 php: bool = False) -> None:
+                 php: bool = False, dashboard_host: TestHost | None = None) -> None:
         self.fleet = fleet
         self.hosts = hosts
         self.db_env = db_env
         self.workdir = workdir
         self.php = php
+        self.dashboard_host = dashboard_host
         self.source = workdir / "src"
         self.laravel_app = workdir / "laravel_app"
         self.wheelhouse = workdir / "wheelhouse"
         self.canary_db = f"canary-db-{uuid.uuid4().hex}"
         self.canary_mail = f"canary-mail-{uuid.uuid4().hex}"
+        self.canary_dashboard_key = f"canary-dashboard-key-{uuid.uuid4().hex}"  # 53 characters
+        self.canary_dashboard_password = f"canary-dashboard-pw-{uuid.uuid4().hex}"
         self.vault_password_file = workdir / "vault-password"
         self.vault_password_file.write_text(uuid.uuid4().hex + "\n")
         self.vault_password_file.chmod(0o600)
@@ -145,15 +160,26 @@ class Deployment:
                 f"[{{name: {PROGRAM}, kind: ictq}}, "
                 f"{{name: {PHP_PROGRAM}, kind: php, queue: {PHP_QUEUE}, numprocs: {PHP_NUMPROCS}}}]")
             variables["ictq_worker_laravel_app_src"] = str(self.laravel_app)
+        if self.dashboard_host is not None:  # enabled for one host, as docs/deploy.md says: its host_vars
+            (directory / "host_vars").mkdir()
+            (directory / "host_vars" / f"{self.dashboard_host.name}.yml").write_text(
+                f"ictq_worker_dashboard_enabled: true\nictq_worker_dashboard_listen: \"{DASHBOARD_LISTEN}\"\n")
         if with_secrets:
             variables["ictq_worker_db_password"] = '"{{ vault_ictq_worker_db_password }}"'
             variables["ictq_worker_mail_password"] = '"{{ vault_ictq_worker_mail_password }}"'
+            variables["ictq_worker_dashboard_key"] = '"{{ vault_ictq_worker_dashboard_key }}"'
+            variables["ictq_worker_dashboard_users"] = (
+                f"[{{name: {DASHBOARD_USER}, role: operator, "
+                "password: '{{ vault_ictq_worker_dashboard_operator_password }}'}]")
             vault = directory / "group_vars" / "workers" / "vault.yml"
             vault.write_text(f"vault_ictq_worker_db_password: {self.canary_db}\n"
-                             f"vault_ictq_worker_mail_password: {self.canary_mail}\n")
+                             f"vault_ictq_worker_mail_password: {self.canary_mail}\n"
+                             f"vault_ictq_worker_dashboard_key: {self.canary_dashboard_key}\n"
+                             f"vault_ictq_worker_dashboard_operator_password: {self.canary_dashboard_password}\n")
             self._ansible("ansible-vault", "encrypt", "--vault-password-file", str(self.vault_password_file),
                           str(vault))
             assert self.canary_db not in vault.read_text()
+            assert self.canary_dashboard_key not in vault.read_text()
         (directory / "group_vars" / "workers" / "vars.yml").write_text(
             "".join(f"{key}: {value}\n" for key, value in variables.items())
         )
@@ -189,6 +215,8 @@ class Deployment:
         proc = self._ansible("ansible-playbook", *args, timeout=timeout)
         run = Run(args, proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
         self.runs.append(run)
+        # The whole output, for a failure that describe()'s tail does not show.
+        (self.workdir / f"ansible-playbook-{len(self.runs)}.log").write_text(run.output)
         return run
 
     # -- looking at the hosts ---------------------------------------------------------------------
@@ -207,6 +235,34 @@ class Deployment:
                 pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else 0
                 found[parts[0]] = (parts[1], pid)
         return found
+
+    def dashboard_pid(self) -> int:
+        """The dashboard's PID on its host (0 when it does not run)."""
+        assert self.dashboard_host is not None
+        out = self.sudo(self.dashboard_host, f"supervisorctl status {DASHBOARD_PROGRAM}").stdout.split()
+        return int(out[3].rstrip(",")) if len(out) > 3 and out[1] == "RUNNING" and out[2] == "pid" else 0
+
+    def http_status(self, host: TestHost, path: str, user: str | None = None, password: str = "") -> int:
+        """What ``curl -s -o /dev/null -w %{http_code} [-u user:password] DASHBOARD_URL/path`` prints on
+        ``host`` (as the deploy user, no sudo), done with the host's python3: the test hosts have no curl.
+        The credentials travel base64-encoded, as in the Authorization header itself; 0 when nothing answers."""
+        header = ""
+        if user is not None:
+            header = base64.b64encode(f"{user}:{password}".encode()).decode()
+        script = (
+            "import sys, urllib.error, urllib.request\n"
+            "request = urllib.request.Request(sys.argv[1])\n"
+            "if sys.argv[2]: request.add_header('Authorization', 'Basic ' + sys.argv[2])\n"
+            "try:\n"
+            "    print(urllib.request.urlopen(request, timeout=10).status)\n"
+            "except urllib.error.HTTPError as exc:\n"
+            "    print(exc.code)\n"
+            "except OSError:\n"
+            "    print(0)\n"
+        )
+        proc = self.fleet.ssh(host, shlex.join(["python3", "-c", script, DASHBOARD_URL + path, header]), timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return int(proc.stdout.strip())
 
     def pids(self, program: str = PROGRAM) -> dict[str, dict[str, int]]:
         return {h.name: {name: pid for name, (_, pid) in self.workers(h, program).items()} for h in self.hosts}

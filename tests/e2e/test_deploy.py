@@ -4,10 +4,11 @@ The hosts are Debian chroots with their own sshd (tests/support/hosts.py), reach
 non-root deploy user who becomes root through sudo; they share one fresh PostgreSQL database
 on 127.0.0.1. Each runs two worker programs under one Supervisor: ictq's, and the PHP workers
 of the Laravel application of the test suite (tests/laravel_app), which the deploy ships,
-installs PHP for and migrates. Everything is started here and torn down here. The tests run in
-file order on one deployment: first deploy and idempotence, then the state of each host
-(pytest-testinfra over SSH), jobs of both kinds, secrets, refused configurations, and last a
-new release (ictq and the Laravel app) that restarts both programs.
+installs PHP for and migrates. The first host also runs the dashboard (`ictq dashboard`, one
+operator). Everything is started here and torn down here. The tests run in file order on one
+deployment: first deploy and idempotence, then the state of each host (pytest-testinfra over
+SSH), the dashboard, jobs of both kinds, secrets, refused configurations, a new release (ictq and
+the Laravel app) that restarts both programs and the dashboard, and last the dashboard disabled.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import testinfra  # type: ignore[import-untyped]
 from tests.e2e.deployment import (
     APP_DIR,
     BIN,
+    DASHBOARD_LISTEN,
+    DASHBOARD_PROGRAM,
+    DASHBOARD_USER,
     NUMPROCS,
     PHP_NUMPROCS,
     PHP_PROGRAM,
@@ -61,6 +65,8 @@ class Deployed:
     pids_after_second: dict[str, dict[str, int]]
     php_pids_after_first: dict[str, dict[str, int]]
     php_pids_after_second: dict[str, dict[str, int]]
+    dashboard_pid_after_first: int
+    dashboard_pid_after_second: int
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +78,17 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         database = stack.enter_context(fresh_database("pgsql", workdir))
         app = App(workdir, "pgsql", database.env)
         stack.callback(app.stop_all)
-        deployment = Deployment(fleet, hosts, database.env, workdir, php=True)
-        first = deployment.playbook("-v", "--diff")
+        deployment = Deployment(fleet, hosts, database.env, workdir, php=True, dashboard_host=hosts[0])
+        first = deployment.playbook("-v", "--diff", timeout=900)  # apt and pip on fresh hosts: minutes when busy
         assert first.returncode == 0, first.describe()
         pids_first, php_pids_first = deployment.pids(), deployment.pids(PHP_PROGRAM)
+        dashboard_first = deployment.dashboard_pid()
         second = deployment.playbook("-v", "--diff")
         assert second.returncode == 0, second.describe()
         sys.stderr.write(f"\ntest hosts: {fleet.timings}; deploy: first {first.seconds:.0f}s, "
                          f"second {second.seconds:.0f}s\n")
         yield Deployed(deployment, fleet, hosts, app, first, second, pids_first, deployment.pids(),
-                       php_pids_first, deployment.pids(PHP_PROGRAM))
+                       php_pids_first, deployment.pids(PHP_PROGRAM), dashboard_first, deployment.dashboard_pid())
 
 
 def infra(deployed: Deployed, host: TestHost) -> Any:
@@ -156,6 +163,8 @@ def test_first_deploy_changes_the_hosts_and_the_second_changes_nothing(deployed:
         assert set(deployed.php_pids_after_first[host.name]) == php_expected
         assert all(deployed.php_pids_after_first[host.name].values())
     assert deployed.php_pids_after_second == deployed.php_pids_after_first
+    assert deployed.dashboard_pid_after_first, "the dashboard runs on its host"
+    assert deployed.dashboard_pid_after_second == deployed.dashboard_pid_after_first
     # The wheelhouse was built on the control node, where the inventory said.
     assert list(deployed.deployment.wheelhouse.glob("ictq-*.whl"))
 
@@ -241,6 +250,50 @@ def test_host_runs_the_laravel_app_under_its_php_program(deployed: Deployed, ind
     assert "| No " not in migrated.stdout, migrated.stdout
 
 
+def test_the_dashboard_runs_on_its_host(deployed: Deployed) -> None:
+    deployment = deployed.deployment
+    host = deployed.hosts[0]
+    remote = infra(deployed, host)
+
+    program = remote.supervisor(DASHBOARD_PROGRAM)
+    assert program.is_running, program.status
+    process = remote.process.get(pid=program.pid)
+    assert process.user == USER and f"dashboard --listen={DASHBOARD_LISTEN}" in process.args, process.args
+    conf = remote.file(f"/etc/supervisor/conf.d/{DASHBOARD_PROGRAM}.conf")
+    assert conf.user == "root" and conf.mode == 0o644
+    assert "autorestart=true" in conf.content_string and "stopsignal=TERM" in conf.content_string
+    assert remote.file(f"/var/log/supervisor/{DASHBOARD_PROGRAM}.log").is_file
+
+    env = remote.file(f"{APP_DIR}/.env")
+    assert env.mode == 0o640 and env.user == USER and env.group == USER
+    assert f"ICTQ_DASHBOARD_KEY='{deployment.canary_dashboard_key}'" in env.content_string
+
+    # On the host, over loopback, as a probe and as a script would.
+    assert deployment.http_status(host, "/healthz") == 200
+    assert deployment.http_status(host, "/api/overview") == 401
+    assert deployment.http_status(host, "/api/overview", DASHBOARD_USER, deployment.canary_dashboard_password) == 200
+    assert deployment.http_status(host, "/api/overview", DASHBOARD_USER, "not-the-password") == 401
+
+    users = remote.run(f"timeout 60 runuser -u {USER} -- {VENV}/bin/ictq --env-file={APP_DIR}/.env "
+                       "dashboard user list --json")
+    assert users.rc == 0, users.stderr
+    assert [(u["name"], u["role"]) for u in json.loads(users.stdout)] == [(DASHBOARD_USER, "operator")]
+
+    # Not a worker program: queue_manager.sh drives the workers only.
+    status = remote.run(f"cd {APP_DIR} && timeout 60 ./queue_manager.sh status")
+    assert f"{DASHBOARD_PROGRAM}:" not in status.stdout.splitlines(), status.stdout
+
+
+def test_the_dashboard_runs_only_where_it_is_enabled(deployed: Deployed) -> None:
+    host = deployed.hosts[1]
+    remote = infra(deployed, host)
+    assert not remote.file(f"/etc/supervisor/conf.d/{DASHBOARD_PROGRAM}.conf").exists
+    assert "ICTQ_DASHBOARD_KEY" not in remote.file(f"{APP_DIR}/.env").content_string
+    status = remote.run(f"supervisorctl status {DASHBOARD_PROGRAM}")
+    assert "no such process" in (status.stdout + status.stderr).lower(), status.stdout + status.stderr
+    # (Its loopback is the first host's too: test hosts share the machine's network, so no HTTP check here.)
+
+
 def _supervisor_config_by_hand(*extra: str) -> str:
     """What `ictq supervisor-config` prints for the role's settings: the same template."""
     args = ["--app-dir", APP_DIR, "--venv", VENV, "--user", USER, "--numprocs", str(NUMPROCS),
@@ -323,10 +376,12 @@ def test_logs_survive_rotation(deployed: Deployed) -> None:
 
 def test_vault_secrets_are_never_shown(deployed: Deployed) -> None:
     deployment = deployed.deployment
-    canaries = (deployment.canary_db, deployment.canary_mail)
+    canaries = (deployment.canary_db, deployment.canary_mail, deployment.canary_dashboard_key,
+                deployment.canary_dashboard_password)
     for host in deployed.hosts:
         env = deployment.sudo(host, f"cat {APP_DIR}/.env").stdout
-        assert all(canary in env for canary in canaries), "the canaries did reach the hosts"
+        assert deployment.canary_db in env and deployment.canary_mail in env, "the canaries did reach the hosts"
+        assert (deployment.canary_dashboard_key in env) is (host == deployment.dashboard_host)
         for canary in canaries:
             found = deployment.sudo(host, f"grep -rlF -- {shlex.quote(canary)} /var/log {APP_DIR}/storage")
             assert found.returncode == 1, f"{host.name}: canary in {found.stdout}{found.stderr}"
@@ -342,8 +397,10 @@ def test_vault_secrets_are_never_shown(deployed: Deployed) -> None:
     (["-e", "ictq_worker_numprocs=0"], "Need numprocs >= 1"),
     (["--missing-secret"], "a secret is missing: ictq_worker_db_password"),
     (["-e", "ictq_worker_db_connection=sqlite"], 'concurrent workers fail with "database is locked"'),
+    (["-e", "ictq_worker_dashboard_enabled=true", "-e", "ictq_worker_dashboard_key=too-short-a-key"],
+     "ictq_worker_dashboard_key (ICTQ_DASHBOARD_KEY) is missing or shorter than 32 characters"),
 ], ids=["timeout-not-below-retry-after", "stopwaitsecs-not-above-timeout", "numprocs-0", "missing-secret",
-        "php-on-sqlite"])
+        "php-on-sqlite", "dashboard-key-too-short"])
 def test_bad_variables_fail_fast(deployed: Deployed, extra: list[str], message: str) -> None:
     deployment = deployed.deployment
     before = deployment.pids()
@@ -356,12 +413,14 @@ def test_bad_variables_fail_fast(deployed: Deployed, extra: list[str], message: 
     for name in ("worker1", "worker2"):
         assert run.recap[name]["changed"] == 0 and run.recap[name]["failed"] == 1, run.describe()
     assert deployment.pids() == before
+    assert "too-short-a-key" not in run.output.replace("ictq_worker_dashboard_key=too-short-a-key", "")
 
 
 def test_a_new_release_restarts_both_programs_on_the_new_code(deployed: Deployed) -> None:
     deployment = deployed.deployment
     before = running_pids(deployed)
     php_before = running_pids(deployed, PHP_PROGRAM, PHP_NUMPROCS)
+    dashboard_before = deployment.dashboard_pid()
     # Jobs of both kinds waiting or running while the release goes out: none may be lost.
     queued = dispatch_php(deployed, "during", 10)
     dispatch(deployed, range(301, 311))
@@ -399,8 +458,30 @@ def test_a_new_release_restarts_both_programs_on_the_new_code(deployed: Deployed
         assert module_version == dist_version == new_version, f"job {n} ran on the old code"
         assert int(pid) in after[host].values()
 
+    # The dashboard runs the new code too: restarted by the deploy, and answering.
+    dashboard_after = deployment.dashboard_pid()
+    assert dashboard_after and dashboard_after != dashboard_before
+    assert deployment.http_status(deployment.hosts[0], "/healthz") == 200
+
     again = deployment.playbook("-v")
     assert again.returncode == 0, again.describe()
     assert all(counts["changed"] == 0 for counts in again.recap.values()), again.describe()
     assert deployment.pids() == after
     assert deployment.pids(PHP_PROGRAM) == php_after
+    assert deployment.dashboard_pid() == dashboard_after
+
+
+def test_disabling_the_dashboard_stops_and_removes_it(deployed: Deployed) -> None:
+    deployment = deployed.deployment
+    host = deployed.hosts[0]
+    run = deployment.playbook("-v", "-e", "ictq_worker_dashboard_enabled=false")
+    assert run.returncode == 0, run.describe()
+    remote = infra(deployed, host)
+    assert not remote.file(f"/etc/supervisor/conf.d/{DASHBOARD_PROGRAM}.conf").exists
+    status = remote.run(f"supervisorctl status {DASHBOARD_PROGRAM}")
+    assert "no such process" in (status.stdout + status.stderr).lower(), status.stdout + status.stderr
+    assert deployment.http_status(host, "/healthz") == 0, "nothing listens any more"
+    env = remote.file(f"{APP_DIR}/.env")
+    assert "ICTQ_DASHBOARD_KEY" not in env.content_string and env.mode == 0o640
+    running_pids(deployed)  # the workers are all there
+    running_pids(deployed, PHP_PROGRAM, PHP_NUMPROCS)

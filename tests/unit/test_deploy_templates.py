@@ -347,7 +347,7 @@ def test_the_secrets_have_no_default() -> None:
     options, defaults = role_options(), role_defaults()
     secrets = {name for name, spec in options.items() if spec.get("no_log")}
     assert secrets == {"ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key",
-                       "ictq_worker_env_secrets"}
+                       "ictq_worker_env_secrets", "ictq_worker_dashboard_key"}
     assert not secrets & set(defaults), "secrets have no default"
 
 
@@ -410,9 +410,12 @@ def test_the_example_vars_show_every_variable_with_the_secrets_vaulted() -> None
     assert vault_text.startswith(b"$ANSIBLE_VAULT;")
     vault = VaultLib([("default", VaultSecret(EXAMPLE_VAULT_PASSWORD.encode()))])
     secrets = yaml.safe_load(vault.decrypt(vault_text))
-    for name in ("ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key"):
+    for name in ("ictq_worker_db_password", "ictq_worker_mail_password", "ictq_worker_app_key",
+                 "ictq_worker_dashboard_key"):
         assert example[name] == f"{{{{ vault_{name} }}}}"
         assert f"vault_{name}" in secrets
+    assert len(secrets["vault_ictq_worker_dashboard_key"]) >= 32, "the example key is one the role accepts"
+    assert example["ictq_worker_dashboard_enabled"] is False, "enabled per host, in host_vars"
 
 
 def test_the_playbook_parses() -> None:
@@ -489,3 +492,307 @@ def test_the_env_names_laravels_cache_only_beside_a_laravel_app() -> None:
     assert "QUEUE_CONNECTION=database\nCACHE_DRIVER='database'\n" in with_php
     with_app = render_template(TEMPLATES, ENV, role_variables(ictq_worker_laravel_app_src="/src/laravel"))
     assert "CACHE_DRIVER='file'" in with_app
+
+
+# -- the dashboard (`ictq dashboard` under Supervisor) ---------------------------------------------
+
+
+DASHBOARD = "etc/supervisor/conf.d/ictq-dashboard.conf.j2"
+DASHBOARD_KEY = "k" * 31 + "'$x"  # 34 characters, with what .env quoting must keep literal
+CHECK_PROGRAM = ROLE / "files" / "check-supervisor-program"
+
+
+def dashboard_section(**changes: Any) -> configparser.SectionProxy:
+    text = render_template(TEMPLATES, DASHBOARD, role_variables(
+        ictq_worker_app_dir="/srv/ict", ictq_worker_venv="/opt/ictq/venv", **changes))
+    return parse_ini(text)[f"program:{changes.get('ictq_worker_dashboard_program', 'ictq-dashboard')}"]
+
+
+def test_the_dashboard_program_runs_ictq_dashboard_as_the_workers_run() -> None:
+    section = dashboard_section()
+    assert section["command"].split() == [
+        "/opt/ictq/venv/bin/ictq", "--env-file=/srv/ict/.env", "dashboard", "--listen=127.0.0.1:8089",
+    ]
+    worker = parse_ini(render_program(program(), TEMPLATES))["program:laravel-worker"]
+    for key in ("directory", "user", "environment", "stopsignal", "stopasgroup", "killasgroup", "redirect_stderr",
+                "stdout_logfile_maxbytes", "stdout_logfile_backups"):
+        assert section[key] == worker[key], key
+    assert section["stopsignal"] == "TERM"
+    assert section["numprocs"] == "1"
+    assert section["autostart"] == section["autorestart"] == "true"
+    # Its own log (stderr too: its access lines) in the workers' log directory.
+    assert section["stdout_logfile"] == "/var/log/supervisor/%(program_name)s.log"
+    assert section["redirect_stderr"] == "true"
+    assert "process_name" not in section, "one process, named as the program: supervisorctl status ictq-dashboard"
+
+
+def test_the_dashboards_settings_reach_its_program() -> None:
+    section = dashboard_section(ictq_worker_dashboard_program="dash", ictq_worker_dashboard_listen="[::1]:9000",
+                                ictq_worker_user="web", ictq_worker_supervisor_log_dir="/var/log/ictq")
+    assert section["command"].split()[-1] == "--listen=[::1]:9000"
+    assert section["user"] == "web"
+    assert section["stdout_logfile"] == "/var/log/ictq/%(program_name)s.log"
+
+
+def test_the_dashboard_program_is_not_a_worker_program() -> None:
+    # queue_manager.sh and the role's cleanup of stale worker programs go by the workers' marker:
+    # the dashboard's file must not carry it, and carries its own (the role finds it by that).
+    text = render_template(TEMPLATES, DASHBOARD, role_variables())
+    assert "; Managed by the ictq deploy kit" not in text
+    assert text.startswith(role_vars()["ictq_worker_dashboard_marker"])
+
+
+def test_supervisor_parses_the_dashboard_program(tmp_path: Path) -> None:
+    # What the role's `validate:` runs before installing the file: Supervisor's own parser.
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name
+    text = render_template(TEMPLATES, DASHBOARD, role_variables(
+        ictq_worker_user=user, ictq_worker_supervisor_log_dir=str(tmp_path)))
+    conf = tmp_path / "ictq-dashboard.conf"
+    conf.write_text(text)
+    proc = subprocess.run([sys.executable, str(CHECK_PROGRAM), str(conf)], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("ictq-dashboard: /opt/ictq/venv/bin/ictq --env-file=/srv/ict/.env dashboard")
+
+
+@pytest.mark.parametrize("enabled", [False, "false", "no"])
+def test_the_env_holds_no_dashboard_key_unless_enabled(enabled: Any) -> None:
+    text = render_template(TEMPLATES, ENV, role_variables(ictq_worker_dashboard_enabled=enabled,
+                                                          ictq_worker_dashboard_key=DASHBOARD_KEY))
+    assert "ICTQ_DASHBOARD_KEY" not in text
+    assert "k" * 31 not in text
+    # Nor does it need the key at all (secrets have no default: undefined is the usual case).
+    assert render_template(TEMPLATES, ENV, role_variables(ictq_worker_dashboard_enabled=enabled)) == text
+
+
+@pytest.mark.parametrize("enabled", [True, "true", "yes"])
+def test_the_env_holds_the_dashboard_key_when_enabled(tmp_path: Path, enabled: Any) -> None:
+    text = render_template(TEMPLATES, ENV, role_variables(ictq_worker_dashboard_enabled=enabled,
+                                                          ictq_worker_dashboard_key=DASHBOARD_KEY))
+    assert text.count("ICTQ_DASHBOARD_KEY=") == 1
+    env = tmp_path / ".env"
+    env.write_text(text)
+    assert load_settings(env, environ={}).get("ICTQ_DASHBOARD_KEY") == DASHBOARD_KEY
+
+
+def test_the_env_task_never_shows_the_file_and_keeps_it_private() -> None:
+    tasks = yaml.safe_load((ROLE / "tasks" / "app.yml").read_text())
+    [render] = [task for task in tasks if task.get("ansible.builtin.template", {}).get("src") == ENV]
+    assert render["no_log"] is True and render["diff"] is False
+    assert render["ansible.builtin.template"]["mode"] == "0640"
+
+
+def test_the_dashboard_defaults() -> None:
+    defaults = role_defaults()
+    assert defaults["ictq_worker_dashboard_enabled"] is False
+    assert defaults["ictq_worker_dashboard_listen"] == "127.0.0.1:8089", "loopback unless told otherwise"
+    assert defaults["ictq_worker_dashboard_users"] == []
+    assert defaults["ictq_worker_dashboard_program"] == "ictq-dashboard"
+    assert "ictq_worker_dashboard_key" not in defaults, "a secret: from the vault"
+
+
+def test_ansibles_validator_checks_each_dashboard_user() -> None:
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = {"ictq_worker_dashboard_users": role_options()["ictq_worker_dashboard_users"]}
+    assert spec["ictq_worker_dashboard_users"]["options"]["password"]["no_log"] is True
+    good = [{"name": "ann", "role": "operator", "password": "pw"}, {"name": "bob", "role": "viewer", "password": "x"}]
+    assert not ArgumentSpecValidator(spec).validate({"ictq_worker_dashboard_users": good}).error_messages
+    for bad in ([{"name": "ann", "role": "admin", "password": "pw"}], [{"name": "ann", "role": "viewer"}],
+                [{"role": "viewer", "password": "pw"}], [{"name": "a", "role": "viewer", "password": "p", "x": 1}]):
+        assert ArgumentSpecValidator(spec).validate({"ictq_worker_dashboard_users": bad}).error_messages, bad
+
+
+OPERATOR = [{"name": "ops", "role": "operator", "password": "pw-" + "x" * 20}]
+
+
+@pytest.mark.parametrize(("variables", "task", "message"), [
+    ({"ictq_worker_dashboard_enabled": True}, "Check the dashboard's key",
+     "ictq_worker_dashboard_key (ICTQ_DASHBOARD_KEY) is missing or shorter than 32 characters"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": "short-key-canary"},
+     "Check the dashboard's key", "secrets.token_urlsafe(48)"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": ""}, "Check the dashboard's key",
+     "is missing or shorter than 32 characters"),
+    ({"ictq_worker_dashboard_program": "laravel-worker"}, "Check the dashboard's program and address",
+     "that no worker program has"),
+    ({"ictq_worker_dashboard_listen": "8089"}, "Check the dashboard's program and address", "listen as HOST:PORT"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": [{"name": "ops", "role": "admin", "password": "pw"}]},
+     "Check the dashboard's users", "role viewer or operator"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": OPERATOR * 2}, "Check the dashboard's users", "Need unique names"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": [{"name": "ops", "role": "viewer", "password": "short-key-canary"[:9]}]},
+     "Check the dashboard's users", "a password of 10 to 1024 characters"),
+    ({"ictq_worker_dashboard_enabled": True, "ictq_worker_dashboard_key": DASHBOARD_KEY,
+      "ictq_worker_dashboard_users": [{"name": "-ops", "role": "viewer", "password": "x" * 10}]},
+     "Check the dashboard's users", "starting with a letter or digit"),
+], ids=["no-key", "short-key", "empty-key", "program-of-a-worker", "listen-without-host", "unknown-role",
+        "duplicate-user", "short-password", "name-like-an-option"])
+def test_the_role_refuses_a_dashboard_that_cannot_work(tmp_path: Path, variables: dict[str, Any], task: str,
+                                                       message: str) -> None:
+    proc = validate_role(tmp_path, **variables)
+    assert proc.returncode != 0, proc.stdout
+    last_task = [line for line in proc.stdout.splitlines() if line.startswith("TASK [")][-1]
+    assert last_task.startswith(f"TASK [ictq_worker : {task}"), proc.stdout
+    assert message in " ".join(proc.stdout.split()), proc.stdout
+    assert "short-key-canary" not in proc.stdout + proc.stderr, "the key is never shown"
+
+
+def test_the_role_accepts_a_dashboard_without_users(tmp_path: Path) -> None:
+    proc = validate_role(tmp_path, ictq_worker_dashboard_enabled=True, ictq_worker_dashboard_key=DASHBOARD_KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_role_accepts_a_dashboard_with_its_key_and_users(tmp_path: Path) -> None:
+    proc = validate_role(tmp_path, ictq_worker_dashboard_enabled=True, ictq_worker_dashboard_key=DASHBOARD_KEY,
+                         ictq_worker_dashboard_users=OPERATOR, ictq_worker_dashboard_listen="0.0.0.0:8089")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "k" * 31 not in proc.stdout + proc.stderr
+
+
+# The users task, run by Ansible against a stand-in for `ictq dashboard user add` that keeps its
+# users in a file and answers as the real one does (created, updated, unchanged).
+FAKE_ICTQ = """\
+#!{python}
+import json, pathlib, sys
+here = pathlib.Path(__file__).resolve().parents[2]
+args = sys.argv[1:]
+password = sys.stdin.read()
+with open(here / "calls", "a") as calls:
+    calls.write(json.dumps([args, password]) + "\\n")
+assert args[0].startswith("--env-file=") and args[1:4] == ["dashboard", "user", "add"], args
+assert args[5:] == ["--role", args[6], "--password-stdin", "--update"], args
+name, role = args[4], args[6]
+if name == "broken":
+    sys.exit("ictq: no such table: dashboard_users")
+state = here / "users.json"
+users = json.loads(state.read_text()) if state.exists() else {{}}
+old = users.get(name)
+users[name] = [role, password]
+state.write_text(json.dumps(users))
+print("created" if old is None else "unchanged" if old == [role, password] else "updated")
+"""
+
+USERS_PLAY = """\
+- name: The dashboard's users only
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Users
+      ansible.builtin.include_role:
+        name: ictq_worker
+        tasks_from: dashboard_users
+"""
+
+
+def add_users(tmp_path: Path, users: list[dict[str, str]], enabled: bool = True) -> subprocess.CompletedProcess[str]:
+    venv_bin = tmp_path / "venv" / "bin"
+    if not venv_bin.exists():
+        venv_bin.mkdir(parents=True)
+        (venv_bin / "ictq").write_text(FAKE_ICTQ.format(python=sys.executable))
+        (venv_bin / "ictq").chmod(0o755)
+        (tmp_path / "app").mkdir()
+        (tmp_path / "play.yml").write_text(USERS_PLAY)
+    import pwd
+
+    extra = {"ansible_python_interpreter": sys.executable, "ansible_become_method": "su",
+             "ictq_worker_user": pwd.getpwuid(os.getuid()).pw_name, "ictq_worker_venv": str(tmp_path / "venv"),
+             "ictq_worker_app_dir": str(tmp_path / "app"), "ictq_worker_dashboard_enabled": enabled,
+             "ictq_worker_dashboard_users": users}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-v", "-i", "localhost,",
+                           str(tmp_path / "play.yml"), "-e", json.dumps(extra)],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=280)
+
+
+def changed(proc: subprocess.CompletedProcess[str]) -> int:
+    recap = proc.stdout[proc.stdout.index("PLAY RECAP"):]
+    return int(recap.split("changed=")[1].split()[0])
+
+
+def test_the_dashboards_users_are_added_once_and_never_shown(tmp_path: Path) -> None:
+    canary = f"canary-{os.getpid()}-pw"
+    users = [{"name": "ops", "role": "operator", "password": canary}, {"name": "eve", "role": "viewer",
+                                                                       "password": canary + "2"}]
+    first = add_users(tmp_path, users)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert changed(first) == 1
+    calls = [json.loads(line) for line in (tmp_path / "calls").read_text().splitlines()]
+    assert [(args[4], args[6], password) for args, password in calls] == [
+        ("ops", "operator", canary), ("eve", "viewer", canary + "2")], "the password on stdin, as it is"
+    assert calls[0][0][0] == f"--env-file={tmp_path}/app/.env"
+
+    second = add_users(tmp_path, users)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert changed(second) == 0, "unchanged users: no change"
+
+    third = add_users(tmp_path, [users[0], {**users[1], "role": "operator"}])
+    assert third.returncode == 0 and changed(third) == 1, "an updated user is a change"
+    for proc in (first, second, third):
+        assert canary not in proc.stdout + proc.stderr
+
+
+def test_a_user_that_cannot_be_added_fails_the_deploy_by_name_only(tmp_path: Path) -> None:
+    canary = f"canary-{os.getpid()}-pw"
+    proc = add_users(tmp_path, [{"name": "ops", "role": "operator", "password": "pw"},
+                                {"name": "broken", "role": "viewer", "password": canary}])
+    assert proc.returncode != 0
+    assert "failed for broken (exit 1: ictq: no such table: dashboard_users)" in " ".join(proc.stdout.split())
+    assert canary not in proc.stdout + proc.stderr
+
+
+def test_no_user_is_added_where_the_dashboard_is_off(tmp_path: Path) -> None:
+    proc = add_users(tmp_path, [{"name": "ops", "role": "operator", "password": "pw"}], enabled=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "calls").exists()
+
+
+# -- the wheelhouse's binary wheels against the host's Python (the dashboard's argon2 is stable-ABI) --
+
+
+HOST_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+@pytest.mark.parametrize(("wheel", "accepted"), [
+    (f"psycopg_binary-3.2.1-{HOST_TAG}-{HOST_TAG}-manylinux_2_17_x86_64.whl", True),
+    ("argon2_cffi_bindings-25.1.0-cp39-abi3-manylinux_2_26_x86_64.whl", True),
+    (f"x-1.0-{HOST_TAG}-abi3-manylinux_2_26_x86_64.whl", True),
+    ("psycopg_binary-3.2.1-cp39-cp39-manylinux_2_17_x86_64.whl", False),
+    (f"x-1.0-cp{sys.version_info.major}{sys.version_info.minor + 1}-abi3-manylinux_2_26_x86_64.whl", False),
+], ids=["same-version", "abi3-older", "abi3-same", "other-version", "abi3-newer"])
+def test_the_role_checks_binary_wheels_against_the_hosts_python(tmp_path: Path, wheel: str, accepted: bool) -> None:
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / wheel).touch()
+    proc = validate_role(tmp_path)
+    assert (proc.returncode == 0) is accepted, proc.stdout + proc.stderr
+    if not accepted:
+        assert "TASK [ictq_worker : Check the wheelhouse against this host's Python" in proc.stdout
+
+
+def _role_tasks(name: str = "main.yml") -> list[dict[str, Any]]:
+    """The role's tasks in the order they run, imports expanded."""
+    tasks: list[dict[str, Any]] = []
+    for task in yaml.safe_load((ROLE / "tasks" / name).read_text()):
+        imported = task.get("ansible.builtin.import_tasks")
+        tasks += _role_tasks(imported) if imported else [task]
+    return tasks
+
+
+def test_the_supervisor_program_check_is_installed_before_any_program_is_checked_with_it() -> None:
+    # A fresh host has no check yet: the first deploy failed on the dashboard's program this way.
+    tasks = _role_tasks()
+    names = [task["name"] for task in tasks]
+    installed = names.index("Install the Supervisor program check")
+    users = [i for i, task in enumerate(tasks)
+             if "ictq-check-supervisor-program" in str(task.get("ansible.builtin.template", {}).get("validate", ""))]
+    assert len(users) == 2, "the workers' programs and the dashboard's"
+    assert all(i > installed for i in users), [names[i] for i in users]
+    # And the dashboard's users come after migrate, its program before the handlers are flushed.
+    assert names.index("Add or update the dashboard's users") > names.index("Run ictq migrate")
+    assert names.index("Render the dashboard's Supervisor program (parsed by Supervisor before it is installed)") \
+        < names.index("Apply the changes now")
