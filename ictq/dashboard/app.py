@@ -191,6 +191,16 @@ def _refresh_every(settings: Settings) -> float:
     return seconds
 
 
+def _https(settings: Settings) -> bool:
+    """``ICTQ_DASHBOARD_HTTPS``: the session cookie is ``Secure`` (true behind TLS; false by default)."""
+    text = settings.values.get("ICTQ_DASHBOARD_HTTPS", "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"ICTQ_DASHBOARD_HTTPS={display.printable(text, limit=40)} is not true or false")
+
+
 def _safe_next(target: str | None) -> str:
     """A local path to go back to (never another site: ``//host`` and ``/\\host`` are refused)."""
     if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\n" in target:
@@ -214,9 +224,7 @@ class Dashboard:
         self.reconciler = Reconciler(settings)
         self.cached = Cached()
         self.refresh_every = refresh_every if refresh_every is not None else _refresh_every(settings)
-        if https is None:
-            https = settings.values.get("ICTQ_DASHBOARD_HTTPS", "").strip().lower() in ("1", "true", "yes", "on")
-        self.https = https
+        self.https = _https(settings) if https is None else https
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("ictq.dashboard", "templates"),
             autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
@@ -225,7 +233,7 @@ class Dashboard:
         self.app = Starlette(routes=self._routes(), middleware=[
             Middleware(Guard, dashboard=self),
             Middleware(SessionMiddleware, secret_key=self.key, session_cookie=SESSION_COOKIE, max_age=SESSION_AGE,
-                       same_site="strict", https_only=https),
+                       same_site="strict", https_only=self.https),
         ], lifespan=self._lifespan)
 
     @asynccontextmanager

@@ -240,7 +240,14 @@ def test_the_server_refuses_to_start_without_a_good_key_or_address(sqlite_app: A
     sqlite_app.write_env(ICTQ_DASHBOARD_REFRESH="0")
     refresh = sqlite_app.ictq("dashboard", "--listen", f"127.0.0.1:{free_port()}")
     assert refresh.returncode == 2 and "ICTQ_DASHBOARD_REFRESH=0" in refresh.stderr
+    sqlite_app.write_env(ICTQ_DASHBOARD_REFRESH="5", ICTQ_DASHBOARD_HTTPS="ture")
+    https = sqlite_app.ictq("dashboard", "--listen", f"127.0.0.1:{free_port()}")
+    assert https.returncode == 2 and https.stderr.strip() == \
+        "ictq: error: ICTQ_DASHBOARD_HTTPS=ture is not true or false"
+    sqlite_app.write_env(ICTQ_DASHBOARD_HTTPS="true")
     server = DashboardServer(sqlite_app)  # a good key and refresh again
+    login = server.client().get("/login")
+    assert "secure" in login.headers["set-cookie"].lower() and "samesite=strict" in login.headers["set-cookie"].lower()
     assert server.stop() == 0  # TERM: the requests under way finish, the command exits 0
 
 
