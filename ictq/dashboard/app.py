@@ -459,8 +459,11 @@ class Dashboard:
 
     def _grouped(self, storage: Storage) -> bool:
         """Whether the failure groups (and the tally) hold every failed job: the background
-        reconciler found them in step, and the failures since are signed now (two probes)."""
-        return self.reconciler.in_step and triage.sign_new(storage)
+        reconciler found them in step, and the failures since are signed now (two probes);
+        before its first round ends, the fingerprints say (signing up to 2,000 new failures)."""
+        if self.reconciler.in_step:
+            return triage.sign_new(storage)
+        return triage.in_step(storage)
 
     def _overview(self) -> dict[str, Any]:
         return self._kept(("overview",), self.refresh_every,
