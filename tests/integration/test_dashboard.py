@@ -246,9 +246,12 @@ def test_the_server_refuses_to_start_without_a_good_key_or_address(sqlite_app: A
         "ictq: error: ICTQ_DASHBOARD_HTTPS=ture is not true or false"
     sqlite_app.write_env(ICTQ_DASHBOARD_HTTPS="true")
     server = DashboardServer(sqlite_app)  # a good key and refresh again
-    login = server.client().get("/login")
-    assert "secure" in login.headers["set-cookie"].lower() and "samesite=strict" in login.headers["set-cookie"].lower()
-    assert server.stop() == 0  # TERM: the requests under way finish, the command exits 0
+    try:
+        cookie = server.client().get("/login").headers["set-cookie"].lower()
+        assert "secure" in cookie and "samesite=strict" in cookie and "httponly" in cookie
+    finally:
+        code = server.stop()
+    assert code == 0  # TERM: the requests under way finish, the command exits 0
 
 
 @pytest.mark.parametrize("dialect", ["pgsql", "mysql"])
