@@ -227,8 +227,8 @@ def sign_new(storage: Storage, budget: int | None = None) -> bool:
     budget = SIZES_BUDGET if budget is None else budget
     repository = FailureGroupsRepository(storage)
     kept = repository.kept()
-    if kept is None:
-        return False
+    if kept is None:  # nothing signed yet (or not kept since an upgrade): the fingerprints decide
+        return in_step(storage, budget)
     highest = repository.highest_failed()
     if highest <= kept.highest:
         return True
