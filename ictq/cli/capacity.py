@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from ictq import capacity as model
 from ictq.cli.options import QUEUE, Duration, json_option
 from ictq.cli.output import emit, table
 from ictq.cli.state import State, pass_state
 from ictq.config import MAX_SECONDS
+
+if TYPE_CHECKING:  # imported when the command runs: every `ictq` command (a starting worker too) loads this module
+    from ictq import capacity as model
 
 
 @click.command()
@@ -27,6 +30,8 @@ def capacity(state: State, target: float, window: float, queues: tuple[str, ...]
     """Workers needed per queue for a p95 wait within --wait, from the last --window of history."""
     now = int(time.time())
     with state.storage() as storage:
+        from ictq import capacity as model
+
         advice = model.advise(storage, now, target, int(window), queues)
     measured = [a for a in advice if a.mean_runtime is not None or a.arrivals_per_min > 0]
     data = {"target_wait": target, "window": int(window), "queues": [_as_dict(a) for a in advice]}

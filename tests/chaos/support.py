@@ -104,9 +104,15 @@ class Supervisor:
             self._thread.join(timeout=10)
         with self._lock:
             # Like supervisord's startsecs: a worker still starting (interpreter and imports, before
-            # it can handle TERM) is given its first second before it is asked to stop.
+            # it can handle TERM) is given its first second, and on a busy machine until it logs
+            # that it started (its handlers are in place by then), before it is asked to stop.
             youngest = max((started for _, started in self.procs.values()), default=0.0)
             time.sleep(max(0.0, youngest + STARTSECS - time.monotonic()))
+            deadline = time.monotonic() + 30
+            for proc, _ in self.procs.values():
+                while (proc.poll() is None and proc.pid not in self.killed_pids and time.monotonic() < deadline
+                       and f"pid={proc.pid} " not in self.app.log_text()):
+                    time.sleep(0.05)
             for proc, _ in self.procs.values():
                 if proc.poll() is None and proc.pid not in self.killed_pids:
                     proc.send_signal(signal.SIGTERM)
