@@ -146,11 +146,13 @@ class Housekeeping:
             job.id if job else None, job.attempts if job else None, job_name if job else None,
             processed, failed), held)
         self.stats_rows.put(self.stats.changed(me.id))
-        self.add_history(now)
-        self._snapshot_sizes_if_new_minute(now)
+        # Reaping first: a dead worker's jobs go back at once, whatever the history writes meet
+        # (every worker adds to the same history rows, and may wait on them).
         for record in self.reap(now):
             self.log.event(logging.WARNING, "worker-reaped", dead=record.name, host=record.host, pid=record.pid,
                            released=record.job_id)
+        self.add_history(now)
+        self._snapshot_sizes_if_new_minute(now)
         self._prune_failed_if_due()
         self._prune_history_if_due(now)
 
