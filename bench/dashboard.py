@@ -660,14 +660,7 @@ def markdown(results: Sequence[Measure], facts: Sequence[tuple[str, str]], reque
 
 def write_readme(text: str, path: Path = README) -> None:
     """Put ``text`` between the dashboard markers of the README (appended the first time)."""
-    current = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        path.write_text(head + block + tail)
-    else:
-        path.write_text(current.rstrip("\n") + "\n\n" + block + "\n")
+    scale.write_readme(text, path, BEGIN, END)
 
 
 def kept_block(path: Path = README) -> str:

@@ -332,13 +332,14 @@ def _ratio(small: Measure | None, big: Measure | None, label: str) -> float | No
     return statistics.median(big.seconds[label]) / statistics.median(small.seconds[label])
 
 
-def write_readme(text: str, path: Path = README) -> None:
-    """Put ``text`` between the scale markers of the README (appended the first time)."""
+def write_readme(text: str, path: Path = README, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``text`` between ``begin`` and ``end`` of the README (the scale markers by default;
+    appended the first time)."""
     current = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    block = f"{begin}\n{text}\n{end}"
+    if begin in current and end in current:
+        head, _, rest = current.partition(begin)
+        _, _, tail = rest.partition(end)
         path.write_text(head + block + tail)
     else:
         path.write_text(current.rstrip("\n") + "\n\n" + block + "\n")
