@@ -76,7 +76,6 @@ class Claims:
                 continue
             claimed = self._claim_with_acks(queue, now, size)
             if claimed:
-                self.lease.hold(claimed)
                 self._buffer.extend(claimed)
                 self._resize(size, len(claimed))
                 return
@@ -103,7 +102,11 @@ class Claims:
         if acks:
             self.lease.let_go(acks)
         try:
-            claimed = self.storage.claim(queue, now, self.retry_after, size, done=acks, holder=self.holder)
+            # The claim records the batch as this worker's held jobs; a heartbeat's snapshot and
+            # write of that list happen wholly before or after (LeaseKeeper.recording).
+            with self.lease.recording:
+                claimed = self.storage.claim(queue, now, self.retry_after, size, done=acks, holder=self.holder)
+                self.lease.hold(claimed)
         except BaseException:
             if acks:
                 self.lease.hold(acks)

@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
@@ -91,7 +92,8 @@ class Housekeeping:
 
     def __init__(self, storage: Storage, settings: Settings, identity: Identity, activity: Callable[[], Activity],
                  stats: JobStats, log: WorkerLog, clock: Callable[[], float],
-                 intervals: Intervals = Intervals(), history: JobHistory | None = None) -> None:
+                 intervals: Intervals = Intervals(), history: JobHistory | None = None,
+                 recording: AbstractContextManager[object] | None = None) -> None:
         self.storage = storage
         self.workers = WorkersRepository(storage)
         self.stats_rows = StatsRepository(storage)
@@ -102,6 +104,9 @@ class Housekeeping:
         self.log = log
         self.clock = clock
         self.intervals = intervals
+        # Held while the beat reads the activity and writes it, so a claim's record of its batch
+        # is never overwritten by an older list (LeaseKeeper.recording).
+        self.recording = recording if recording is not None else nullcontext()
         self._beat_at = float("-inf")
         self._prune = Every(intervals.prune_every)
         self.history = history if history is not None else JobHistory()
@@ -140,11 +145,13 @@ class Housekeeping:
     def beat(self) -> None:
         """Record this worker as alive, store its statistics, reap dead workers, prune if due."""
         now = int(self.clock())
-        me, (job, job_name, processed, failed, held) = self.identity, self.activity()
-        self.workers.beat(WorkerRecord(
-            me.id, me.name, me.host, me.pid, me.queues, "alive", me.started_at, now,
-            job.id if job else None, job.attempts if job else None, job_name if job else None,
-            processed, failed), held)
+        me = self.identity
+        with self.recording:
+            job, job_name, processed, failed, held = self.activity()
+            self.workers.beat(WorkerRecord(
+                me.id, me.name, me.host, me.pid, me.queues, "alive", me.started_at, now,
+                job.id if job else None, job.attempts if job else None, job_name if job else None,
+                processed, failed), held)
         self.stats_rows.put(self.stats.changed(me.id))
         # Reaping first: a dead worker's jobs go back at once, whatever the history writes meet
         # (every worker adds to the same history rows, and may wait on them).

@@ -11,6 +11,12 @@ code) makes the keeper call ``on_deadline``, which records the timeout and ends 
 so Supervisor starts a fresh worker.
 
 The worker loop never waits for it: holding and letting go of jobs only update a dict under a lock.
+
+:attr:`LeaseKeeper.recording` orders the two writers of the held-jobs list in the workers table:
+a claim (its commit, which records the batch, and :meth:`hold`) and a heartbeat (its snapshot of
+the held jobs and its write). Without it a beat that took its snapshot before a claim and wrote
+after it put the previous list back over the new batch, and a worker killed before its next beat
+left that batch to wait for ``retry_after`` instead of being handed back by the reaper.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class LeaseKeeper(Generic[T]):
         self.on_deadline = on_deadline
         self.wake_by = wake_by
         self._lock = threading.Lock()
+        self.recording = threading.Lock()  # see the module's docstring
         self._held: dict[int, tuple[Reserved, float]] = {}  # id -> (job, monotonic time held since)
         self._touched = time.monotonic()
         self._deadline: float | None = None

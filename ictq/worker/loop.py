@@ -128,7 +128,8 @@ class Worker:
         self.identity = Identity(options.name, options.queues, int(clock()))
         intervals = intervals or Intervals(settings.beat_every, settings.prune_every)
         self.housekeeping = Housekeeping(self.background.storage, settings, self.identity, self._activity,
-                                         self.stats, self.log, clock, intervals, history=self.history)
+                                         self.stats, self.log, clock, intervals, history=self.history,
+                                         recording=self.lease.recording)
         self.background.add(self.lease)
         self.background.add(self.housekeeping)
         self.claims = Claims(self.storage, self.lease, options.queues, settings.retry_after, clock,

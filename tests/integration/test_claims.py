@@ -6,14 +6,19 @@ import collections
 import logging
 import re
 import signal
+import threading
 import time
 from typing import Any
 
 import pytest
 
 from ictq.db import Storage
+from ictq.db.workers import WorkersRepository
 from ictq.worker.claims import Claims
+from ictq.worker.housekeeping import Activity, Housekeeping, Identity, Intervals
 from ictq.worker.lease import LeaseKeeper
+from ictq.worker.log import WorkerLog
+from ictq.worker.stats import JobStats
 from tests.support.app import App, count_rows, rows, wait_for
 
 
@@ -152,3 +157,43 @@ def test_an_idle_worker_probes_often_without_a_long_sleep(app: App) -> None:
     wait_for(lambda: app.executions() == ["1"], timeout=10, what="the probing worker")  # far below --sleep 30
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
+
+
+def test_a_heartbeat_never_writes_an_older_held_list_over_a_claims_batch(app: App) -> None:
+    """The heartbeat (background thread, its own connection) reads the held jobs, then writes
+    them; a claim on the loop's thread records its batch in the same row. A beat whose snapshot
+    is older than the claim must not be written after it: the reaper would not see the batch of
+    a worker killed before its next beat, and the batch would wait for retry_after. Here the
+    claim is started after the beat's snapshot; whichever way the threads go, the row must end
+    up listing the whole batch."""
+    app.client().dispatch_many("test.record", [{"n": i} for i in range(10)])
+    lease = lease_keeper(app.storage())
+    identity = Identity("racer", ["default"], int(time.time()))
+    claims = Claims(app.storage(), lease, ("default",), 90, time.time, max_batch=8, holder=identity.id)
+    claims.batch = 8
+    claimed = threading.Event()
+
+    def claim() -> None:
+        claims.next(frozenset())
+        claimed.set()
+
+    racer = threading.Thread(target=claim)
+
+    def activity() -> Activity:
+        snapshot = Activity(None, None, 0, 0, lease.held())  # empty: nothing claimed yet
+        racer.start()
+        claimed.wait(1.0)  # without the ordering the claim commits here, before the beat's write
+        return snapshot
+
+    keeping = Housekeeping(app.storage(), app.settings, identity, lambda: Activity(None, None, 0, 0, []), JobStats(),
+                           WorkerLog(logging.getLogger("ictq.test"), "racer"), time.time, Intervals(beat_every=60),
+                           recording=lease.recording)
+    keeping.beat()  # registered
+    keeping.activity = activity
+    keeping.beat()
+    racer.join(timeout=60)
+    assert claimed.is_set()
+    batch = {job.id for job in lease.held()}
+    assert len(batch) == 8
+    (record,) = [r for r in WorkersRepository(app.storage()).all() if r.id == identity.id]
+    assert batch <= {job.id for job in record.held_jobs()}
