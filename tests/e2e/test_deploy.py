@@ -472,10 +472,25 @@ def test_a_new_release_restarts_both_programs_on_the_new_code(deployed: Deployed
 
 
 def test_disabling_the_dashboard_stops_and_removes_it(deployed: Deployed) -> None:
+    """Also (sharing this run): the deploy asks each host in one command whether it holds the
+    wheels and the Laravel app as shipped, and copies them only when not; a wheel and an app
+    file changed on the second host, a mode changed and a directory removed must be repaired."""
     deployment = deployed.deployment
-    host = deployed.hosts[0]
+    host, other = deployed.hosts
+    (wheel,) = [path for path in deployment.wheelhouse.glob("ictq-*.whl")]
+    remote_wheel = f"/opt/ictq/wheelhouse/{wheel.name}"
+    tampered = deployment.sudo(other, f"echo tampered >> {remote_wheel} && echo tampered >> {APP_DIR}/artisan && "
+                                      f"chmod 0666 {APP_DIR}/routes/console.php && rm -r {APP_DIR}/resources")
+    assert tampered.returncode == 0, tampered.stderr
     run = deployment.playbook("-v", "-e", "ictq_worker_dashboard_enabled=false")
     assert run.returncode == 0, run.describe()
+    repaired = infra(deployed, other)
+    assert repaired.file(remote_wheel).sha256sum == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert repaired.file(f"{APP_DIR}/artisan").sha256sum == hashlib.sha256(
+        (deployment.laravel_app / "artisan").read_bytes()).hexdigest()
+    assert repaired.file(f"{APP_DIR}/routes/console.php").mode == 0o640
+    for path in (deployment.laravel_app / "resources").rglob("*"):
+        assert repaired.file(f"{APP_DIR}/{path.relative_to(deployment.laravel_app)}").exists, path
     remote = infra(deployed, host)
     assert not remote.file(f"/etc/supervisor/conf.d/{DASHBOARD_PROGRAM}.conf").exists
     status = remote.run(f"supervisorctl status {DASHBOARD_PROGRAM}")
